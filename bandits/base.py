@@ -1,0 +1,202 @@
+"""The policy interface every decision policy implements, its registry, and the one slate sampler.
+
+A policy answers two questions about a set of candidate actions for one context:
+
+* ``score_one``: the expected reward of each action (for the engine: P(accept)), which the
+  engine's arbitration multiplies by value and weight;
+* ``predict_proba_one``: the probability with which the policy itself would choose each action.
+
+Neither changes the policy's state. ``learn_one`` is the only method that does. Probabilities are
+what off-policy evaluation and honest learning need, so a policy never returns a choice without
+the exact probability it was drawn with: ``draw_slate`` is the single place where actions are
+drawn, and it logs the probability it drew with.
+
+References
+----------
+River's ``bandit/base.py`` for the ``*_one`` naming; VW's conditional contextual bandit (CCB)
+for slot probabilities conditional on the slots above.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+FeatureValue = float | int | str | bool | None
+Context = Mapping[str, FeatureValue]
+"""Feature name -> number or string. Missing features are allowed (cold start)."""
+Actions = Mapping[str, Context]
+"""Candidate action id -> the action's own features."""
+
+
+class PolicyError(ValueError):
+    """A policy was built or fed with an invalid argument; ``parameter`` names it."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+
+
+def check_scalar(
+    value: float,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return ``value`` as a float if it is finite and within the bounds, else raise PolicyError."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PolicyError(name, f"must be a finite number, got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise PolicyError(name, f"must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and (value >= high if high_open else value > high):
+        raise PolicyError(name, f"must be {'<' if high_open else '<='} {high}, got {value}")
+    return float(value)
+
+
+def check_feedback(reward: float, propensity: float) -> None:
+    """Reject NaN/infinite rewards and propensities outside (0, 1]."""
+    check_scalar(reward, "reward")
+    check_scalar(propensity, "propensity", low=0.0, high=1.0, low_open=True)
+
+
+def apply_floor(probabilities: Mapping[str, float], floor: float) -> dict[str, float]:
+    """Mix ``probabilities`` with the uniform distribution so every action gets at least ``floor``.
+
+    ``p' = floor + (1 - K * floor) * p`` keeps the order of the actions and sums to 1. When
+    ``K * floor >= 1`` the floor cannot be met by anything but the uniform distribution.
+    """
+    k = len(probabilities)
+    if k == 0 or floor <= 0.0:
+        return dict(probabilities)
+    if k * floor >= 1.0:
+        return dict.fromkeys(probabilities, 1.0 / k)
+    scale = 1.0 - k * floor
+    return {a: floor + scale * p for a, p in probabilities.items()}
+
+
+class Policy(ABC):
+    """A contextual decision policy over a changing set of candidate actions.
+
+    Parameters
+    ----------
+    seed
+        Seeds the policy's own generator (used only where the policy's probabilities are
+        themselves estimated by sampling, e.g. Thompson sampling).
+    floor
+        Minimum probability of every candidate action in ``predict_proba_one``, in [0, 1).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, *, seed: int | None = None, floor: float = 0.0) -> None:
+        self.seed = seed
+        self.floor = check_scalar(floor, "floor", low=0.0, high=1.0, high_open=True)
+
+    @abstractmethod
+    def score_one(self, context: Context, actions: Actions) -> dict[str, float]:
+        """Expected reward of each action (point estimate); no side effects."""
+
+    @abstractmethod
+    def predict_proba_one(self, context: Context, actions: Actions) -> dict[str, float]:
+        """Probability of choosing each action; sums to 1, each >= ``floor``; no side effects."""
+
+    @abstractmethod
+    def learn_one(
+        self,
+        context: Context,
+        actions: Actions,
+        chosen: str,
+        reward: float,
+        propensity: float,
+    ) -> None:
+        """Update on one logged round: ``chosen`` was drawn with ``propensity`` and earned ``reward``."""
+
+    def to_bytes(self) -> bytes:
+        """The full state, for a versioned snapshot."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Policy:
+        """Rebuild a policy from ``to_bytes`` output (trusted: snapshots are our own)."""
+        policy = pickle.loads(data)  # noqa: S301 - snapshots are written by this project only
+        if not isinstance(policy, cls):
+            raise PolicyError("data", f"holds a {type(policy).__name__}, not a {cls.__name__}")
+        return policy
+
+
+_REGISTRY: dict[str, type[Policy]] = {}
+P = TypeVar("P", bound=type[Policy])
+
+
+def register(cls: P) -> P:
+    """Class decorator adding a policy to the registry under its ``name``."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"policy name {cls.name!r} is registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available_policies() -> list[str]:
+    """Names accepted by ``make_policy``, sorted."""
+    return sorted(_REGISTRY)
+
+
+def make_policy(name: str, *, seed: int | None = None, **params: Any) -> Policy:
+    """Build a registered policy; unknown names or parameters raise ``PolicyError``."""
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise PolicyError(
+            "name", f"unknown policy {name!r}; available: {', '.join(available_policies())}"
+        ) from None
+    try:
+        return cls(seed=seed, **params)
+    except TypeError as exc:  # an unexpected keyword: name it instead of a bare TypeError
+        raise PolicyError("params", str(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Draw:
+    """One drawn action: its 1-based ``rank`` and the probability it was drawn with there."""
+
+    action: str
+    rank: int
+    propensity: float
+
+
+def draw_slate(
+    distribution: Callable[[Sequence[str]], Mapping[str, float]],
+    candidates: Sequence[str],
+    limit: int,
+    rng: np.random.Generator,
+) -> list[Draw]:
+    """Draw up to ``limit`` distinct actions, rank by rank.
+
+    At rank ``r`` the sampler asks ``distribution`` for the probabilities over the candidates not
+    yet drawn and draws one. The logged ``propensity`` is that probability: the chance of this
+    action at this rank given the actions above it (as slots are logged in VW's conditional
+    contextual bandits). At rank 1 it is the policy's own probability. The probability of the
+    whole slate is the product of the propensities.
+    """
+    remaining = list(candidates)
+    drawn: list[Draw] = []
+    for rank in range(1, min(limit, len(remaining)) + 1):
+        probabilities = distribution(remaining)
+        ids = list(probabilities)
+        p = np.fromiter(probabilities.values(), dtype=float, count=len(ids))
+        # One uniform draw against the cumulative sum: exact and cheaper than rng.choice.
+        index = int(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right"))
+        index = min(index, len(ids) - 1)
+        action = ids[index]
+        drawn.append(Draw(action=action, rank=rank, propensity=float(p[index] / p.sum())))
+        remaining.remove(action)
+    return drawn

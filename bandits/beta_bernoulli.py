@@ -1,0 +1,66 @@
+"""Beta-Bernoulli accept rates per action with epsilon-greedy exploration: the engine's default.
+
+Not contextual: each action keeps a Beta(alpha, beta) posterior of its reward (reward > 0 counts
+as a success). It is the simple learning default the engine starts with until a contextual policy
+is configured.
+"""
+
+from __future__ import annotations
+
+from bandits.base import Actions, Context, Policy, check_feedback, check_scalar, register
+
+
+@register
+class BetaBernoulliPolicy(Policy):
+    """Posterior-mean accept rate per action; epsilon-greedy choice probabilities.
+
+    Parameters
+    ----------
+    epsilon
+        Share of choices spread uniformly over the candidates, in [0, 1].
+    prior_alpha, prior_beta
+        Beta prior pseudo-counts of successes and failures (> 0).
+    """
+
+    name = "beta-bernoulli"
+
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        floor: float = 0.0,
+        epsilon: float = 0.1,
+        prior_alpha: float = 1.0,
+        prior_beta: float = 19.0,
+    ) -> None:
+        super().__init__(seed=seed, floor=floor)
+        self.epsilon = check_scalar(epsilon, "epsilon", low=0.0, high=1.0)
+        self.prior_alpha = check_scalar(prior_alpha, "prior_alpha", low=0.0, low_open=True)
+        self.prior_beta = check_scalar(prior_beta, "prior_beta", low=0.0, low_open=True)
+        self.successes: dict[str, float] = {}
+        self.trials: dict[str, float] = {}
+
+    def score_one(self, context: Context, actions: Actions) -> dict[str, float]:
+        a, b = self.prior_alpha, self.prior_beta
+        return {
+            action: (a + self.successes.get(action, 0.0)) / (a + b + self.trials.get(action, 0.0))
+            for action in actions
+        }
+
+    def predict_proba_one(self, context: Context, actions: Actions) -> dict[str, float]:
+        scores = self.score_one(context, actions)
+        if not scores:
+            return {}
+        best = max(scores, key=scores.__getitem__)
+        k = len(scores)
+        explore = max(self.epsilon / k, self.floor)
+        exploit = 1.0 - explore * (k - 1)
+        return {a: exploit if a == best else explore for a in scores}
+
+    def learn_one(
+        self, context: Context, actions: Actions, chosen: str, reward: float, propensity: float
+    ) -> None:
+        check_feedback(reward, propensity)
+        self.trials[chosen] = self.trials.get(chosen, 0.0) + 1.0
+        if reward > 0:
+            self.successes[chosen] = self.successes.get(chosen, 0.0) + 1.0
