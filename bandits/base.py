@@ -191,12 +191,16 @@ def draw_slate(
     drawn: list[Draw] = []
     for rank in range(1, min(limit, len(remaining)) + 1):
         probabilities = distribution(remaining)
-        ids = list(probabilities)
-        p = np.fromiter(probabilities.values(), dtype=float, count=len(ids))
-        # One uniform draw against the cumulative sum: exact and cheaper than rng.choice.
-        index = int(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right"))
-        index = min(index, len(ids) - 1)
-        action = ids[index]
-        drawn.append(Draw(action=action, rank=rank, propensity=float(p[index] / p.sum())))
+        total = sum(probabilities.values())
+        # One uniform draw against the running sum: exact, and faster than numpy for K <= 100.
+        threshold = float(rng.random()) * total
+        running = 0.0
+        action = next(a for a in reversed(probabilities) if probabilities[a] > 0.0)
+        for candidate, p in probabilities.items():
+            running += p
+            if threshold < running:
+                action = candidate
+                break
+        drawn.append(Draw(action=action, rank=rank, propensity=probabilities[action] / total))
         remaining.remove(action)
     return drawn

@@ -1,0 +1,55 @@
+"""POST /v1/decisions: the next best offers for one customer, here, now."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import Channel, EngineDep, Reader
+from api.schemas import CandidateOut, ChosenOfferOut, DecisionIn, DecisionOut
+from decisioning.domain import DecisionRequest
+from decisioning.errors import NotFound
+from decisioning.sql import repositories as repo
+
+router = APIRouter(tags=["decisions"])
+
+
+@router.post("/decisions", response_model=DecisionOut)
+def decide(body: DecisionIn, engine: EngineDep, _role: Channel) -> DecisionOut:
+    """Choose up to ``limit`` offers; an empty ``offers`` list is a valid answer."""
+    decision = engine.decide(
+        DecisionRequest(
+            customer_id=body.customer_id,
+            channel=body.channel,
+            placement=body.placement,
+            context=body.context,
+            limit=body.limit,
+        )
+    )
+    return DecisionOut(
+        decision_id=decision.decision_id,
+        created_at=decision.created_at,
+        customer_id=decision.customer_id,
+        channel=decision.channel,
+        placement=decision.placement,
+        offers=[ChosenOfferOut.model_validate(o, from_attributes=True) for o in decision.offers],
+        policy=decision.policy_name,
+        policy_version=decision.policy_version,
+        experiment_id=decision.experiment_id,
+        cell=decision.cell,
+        latency_ms=decision.latency_ms,
+        candidates=(
+            [CandidateOut.model_validate(c, from_attributes=True) for c in decision.candidates]
+            if body.explain
+            else None
+        ),
+    )
+
+
+@router.get("/decisions/{decision_id}")
+def get_decision(decision_id: str, engine: EngineDep, _role: Reader) -> dict[str, object]:
+    """The logged decision: context, every candidate with its reason or score, the chosen offers."""
+    with engine.db.connect() as connection:
+        row = repo.get_decision(connection, decision_id)
+    if row is None:
+        raise NotFound(f"no decision {decision_id!r}", field="decision_id")
+    return dict(row._mapping)

@@ -1,0 +1,37 @@
+"""POST /v1/events: outcomes of decisions, one or a batch, idempotent by ``event_id``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+
+from api.deps import Channel, EngineDep
+from api.schemas import EventBatchIn, EventIn, EventReceiptOut
+from decisioning.domain import Event
+from decisioning.events import record_events
+from decisioning.sql.session import unit_of_work
+
+router = APIRouter(tags=["events"])
+
+
+@router.post("/events", response_model=EventReceiptOut)
+def post_events(body: EventBatchIn | EventIn, engine: EngineDep, _role: Channel) -> EventReceiptOut:
+    """Store the events durably before answering; a replayed ``event_id`` counts as a duplicate."""
+    now = datetime.now(UTC)
+    items = body.events if isinstance(body, EventBatchIn) else [body]
+    batch = [
+        Event(
+            event_id=e.event_id,
+            decision_id=e.decision_id,
+            offer_id=e.offer_id,
+            type=e.type,
+            occurred_at=e.occurred_at or now,
+            value=e.value,
+        )
+        for e in items
+    ]
+    policy = engine.catalog.current().contact_policy
+    with unit_of_work(engine.db, durable=True) as connection:
+        receipt = record_events(connection, batch, policy, now)
+    return EventReceiptOut(stored=receipt.stored, duplicates=receipt.duplicates)

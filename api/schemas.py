@@ -1,0 +1,191 @@
+"""Request and response bodies. JSON field names and limits live here and nowhere else."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from decisioning.domain import Channel, EventType, LifecycleStage
+
+MAX_CONTEXT_KEYS = 100
+MAX_CONTEXT_STRING = 256
+MAX_CONTEXT_LIST = 100
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\s]+$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Risk = Literal["R1", "R2", "R3", "R4", "R5"]
+Scalar = (
+    Annotated[str, StringConstraints(max_length=MAX_CONTEXT_STRING)] | bool | int | float | None
+)
+ContextKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+def _bounded(context: dict[str, Any]) -> dict[str, Any]:
+    if len(context) > MAX_CONTEXT_KEYS:
+        raise ValueError(f"at most {MAX_CONTEXT_KEYS} attributes")
+    return context
+
+
+Context = Annotated[
+    dict[ContextKey, Scalar | Annotated[list[Scalar], Field(max_length=MAX_CONTEXT_LIST)]],
+    AfterValidator(_bounded),
+]
+
+
+class Body(BaseModel):
+    """Unknown fields and NaN/infinite numbers are errors, everywhere."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class DecisionIn(Body):
+    customer_id: Id
+    channel: Channel
+    placement: Id = "default"
+    context: Context = Field(default_factory=dict)
+    limit: int = Field(default=1, ge=1, le=100)
+    explain: bool = Field(default=False, description="Include every candidate and its reason.")
+
+
+class ChosenOfferOut(Body):
+    offer_id: str
+    rank: int
+    score: float
+    priority: float
+    propensity: float
+    name: str
+    product: str
+    value: float
+
+
+class CandidateOut(Body):
+    offer_id: str
+    reason: str | None = None
+    score: float | None = None
+    priority: float | None = None
+
+
+class DecisionOut(Body):
+    decision_id: str
+    created_at: datetime
+    customer_id: str
+    channel: str
+    placement: str
+    offers: list[ChosenOfferOut]
+    policy: str
+    policy_version: int
+    experiment_id: str | None = None
+    cell: str | None = None
+    latency_ms: float
+    candidates: list[CandidateOut] | None = None
+
+
+class EventIn(Body):
+    event_id: Id
+    decision_id: Id
+    offer_id: Id
+    type: EventType
+    value: float = 0.0
+    occurred_at: datetime | None = None
+
+
+class EventBatchIn(Body):
+    events: list[EventIn] = Field(min_length=1, max_length=1000)
+
+
+class EventReceiptOut(Body):
+    stored: int
+    duplicates: int
+
+
+class OfferIn(Body):
+    name: Name
+    product: Id
+    category: Id
+    channels: list[Channel] = Field(min_length=1)
+    value: float = Field(ge=0)
+    cost: float = Field(default=0.0, ge=0)
+    risk_level: Risk = "R1"
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    weight: float = Field(default=1.0, ge=0)
+    lifecycle_stages: list[LifecycleStage] = Field(default_factory=list)
+    eligibility: dict[str, Any] | None = None
+    campaign_id: Id | None = None
+
+
+class OfferOut(OfferIn):
+    offer_id: str
+
+
+class CampaignIn(Body):
+    name: Name
+
+
+class CampaignOut(CampaignIn):
+    campaign_id: str
+
+
+class BudgetIn(Body):
+    scope: Literal["offer", "campaign"]
+    target_id: Id
+    kind: Literal["money", "count"]
+    amount: float = Field(ge=0)
+    flight_start: datetime
+    flight_end: datetime
+    daily_limit: float | None = Field(default=None, ge=0)
+    pacing: Literal["even", "asap"] = "even"
+    pacing_slack: float = Field(default=0.05, ge=0, le=1)
+
+
+class BudgetOut(BudgetIn):
+    budget_id: str
+    spent: float
+    remaining: float
+    spent_today: float
+
+
+class ChannelCapsIn(Body):
+    per_day: int | None = Field(default=None, ge=0)
+    per_week: int | None = Field(default=None, ge=0)
+
+
+class QuietHoursIn(Body):
+    start: Annotated[str, StringConstraints(pattern=r"^\d\d:\d\d$")]
+    end: Annotated[str, StringConstraints(pattern=r"^\d\d:\d\d$")]
+
+
+class ContactPolicyIn(Body):
+    channel_caps: dict[Channel, ChannelCapsIn] = Field(default_factory=dict)
+    total_per_week: int | None = Field(default=None, ge=0)
+    offer_max_contacts: int | None = Field(default=None, ge=0)
+    offer_window_days: int = Field(default=7, ge=1, le=365)
+    refusal_cooldown_days: int = Field(default=0, ge=0, le=365)
+    quiet_hours: dict[Channel, QuietHoursIn] = Field(default_factory=dict)
+
+
+class CustomerIn(Body):
+    attributes: Context
+
+
+class CustomerOut(Body):
+    customer_id: str
+    attributes: dict[str, Any]
+
+
+class KeyIn(Body):
+    role: Literal["channel", "marketer", "analyst", "admin"]
+    name: Annotated[str, StringConstraints(max_length=200)] = ""
+
+
+class KeyOut(Body):
+    key: str
+    role: str
+
+
+class ErrorOut(Body):
+    code: str
+    message: str
+    field: str | None = None

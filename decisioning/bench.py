@@ -1,0 +1,315 @@
+"""``decisioning bench decide|http``: throughput and latency tables (benchmarks, not tests).
+
+* ``decide``: in-process ``DecisionEngine.decide`` on a fresh SQLite file, for catalogues of
+  several sizes, one thread: decisions per second (= per core) and p50/p99 latency.
+* ``http``: the real app under uvicorn in a subprocess; a client with 1 and 8 keep-alive
+  connections posts decisions, then calls ``/healthz`` of the same app in the same run. The ratio
+  of the two throughputs says what deciding costs over the bare HTTP stack, whatever the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from decisioning.catalog import put_budget, put_contact_policy, put_offer
+from decisioning.domain import CHANNELS, Budget, ChannelCaps, ContactPolicy, DecisionRequest, Offer
+from decisioning.engine import DecisionEngine
+from decisioning.settings import Settings
+from decisioning.sql.session import unit_of_work
+
+SEGMENTS = ("mass", "affluent", "private")
+LIFECYCLES = ("new", "growing", "mature", "churn_risk")
+
+
+def synthetic_offers(count: int, seed: int = 0) -> list[Offer]:
+    """``count`` offers on every channel with a mix of rules, risk levels and budgets' targets."""
+    rng = np.random.default_rng(seed)
+    offers = []
+    for i in range(count):
+        rule = [
+            None,
+            {"attr": "age", "op": ">=", "value": int(rng.integers(18, 40))},
+            {"attr": "segment", "op": "in", "value": list(SEGMENTS[: 1 + i % 3])},
+            {
+                "all": [
+                    {"attr": "age", "op": "between", "value": [21, 75]},
+                    {"not": {"attr": "lifecycle", "op": "==", "value": "churn_risk"}},
+                ]
+            },
+        ][i % 4]
+        offers.append(
+            Offer(
+                offer_id=f"offer-{i:03d}",
+                name=f"Offer {i}",
+                product=f"product-{i % 40}",
+                category=f"category-{i % 6}",
+                channels=CHANNELS,
+                value=float(rng.uniform(20, 500)),
+                cost=float(rng.uniform(0.01, 0.2)),
+                risk_level=f"R{1 + i % 4}",
+                eligibility=rule,
+            )
+        )
+    return offers
+
+
+def synthetic_context(rng: np.random.Generator) -> dict[str, object]:
+    return {
+        "age": int(rng.integers(18, 90)),
+        "segment": SEGMENTS[int(rng.integers(0, 3))],
+        "lifecycle": LIFECYCLES[int(rng.integers(0, 4))],
+        "risk_tolerance": f"C{int(rng.integers(1, 6))}",
+        "products": [f"product-{int(p)}" for p in rng.integers(0, 40, size=2)],
+    }
+
+
+def prepare(url: str, offer_count: int) -> DecisionEngine:
+    """A migrated engine holding ``offer_count`` offers, a budget on every fifth, caps that bind."""
+    engine = DecisionEngine.open(Settings(database_url=url, seed=0))
+    now = datetime.now(UTC)
+    with unit_of_work(engine.db) as connection:
+        for offer in synthetic_offers(offer_count):
+            put_offer(connection, offer, now)
+            if int(offer.offer_id[-3:]) % 5 == 0:
+                put_budget(
+                    connection,
+                    Budget(
+                        f"budget-{offer.offer_id}",
+                        "offer",
+                        offer.offer_id,
+                        "money",
+                        1e9,
+                        now - timedelta(days=1),
+                        now + timedelta(days=30),
+                    ),
+                    now,
+                )
+        put_contact_policy(
+            connection,
+            ContactPolicy(
+                channel_caps={"app_banner": ChannelCaps(per_day=50)},
+                total_per_week=200,
+                offer_max_contacts=20,
+                refusal_cooldown_days=30,
+            ),
+            now,
+        )
+    return engine
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    requests: int
+    per_second: float
+    p50_ms: float
+    p99_ms: float
+
+
+def percentile(samples: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(samples), q)) * 1000.0
+
+
+def bench_decide(offer_counts: list[int], decisions: int) -> list[Row]:
+    rows = []
+    for count in offer_counts:
+        with tempfile.TemporaryDirectory() as folder:
+            engine = prepare(f"sqlite:///{Path(folder) / 'bench.db'}", count)
+            rng = np.random.default_rng(1)
+            requests = [
+                DecisionRequest(
+                    f"customer-{int(rng.integers(0, 5000))}",
+                    "app_banner",
+                    context=synthetic_context(rng),
+                    limit=2,
+                )
+                for _ in range(decisions)
+            ]
+            for request in requests[:200]:  # warm caches and the SQLite page cache
+                engine.decide(request)
+            latencies = []
+            started = time.perf_counter()
+            for request in requests:
+                t0 = time.perf_counter()
+                engine.decide(request)
+                latencies.append(time.perf_counter() - t0)
+            elapsed = time.perf_counter() - started
+            engine.db.dispose()
+        rows.append(
+            Row(
+                f"in-process, {count} offers",
+                decisions,
+                decisions / elapsed,
+                percentile(latencies, 50),
+                percentile(latencies, 99),
+            )
+        )
+    return rows
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _load(
+    port: int,
+    connections: int,
+    seconds: float,
+    make: Callable[[int], tuple[str, str, bytes, dict[str, str]]],
+) -> Row:
+    """``connections`` threads, each with one keep-alive connection, for ``seconds``."""
+    latencies: list[list[float]] = [[] for _ in range(connections)]
+    errors: list[str] = []
+    stop = time.perf_counter() + seconds
+
+    def client(slot: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        i = 0
+        while time.perf_counter() < stop:
+            method, path, body, headers = make(slot * 1_000_000 + i)
+            t0 = time.perf_counter()
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            latencies[slot].append(time.perf_counter() - t0)
+            if response.status != 200:
+                errors.append(f"{response.status}")
+            i += 1
+        conn.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(s,)) for s in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests, e.g. status {errors[0]}")
+    samples = [x for slot in latencies for x in slot]
+    return Row(
+        "", len(samples), len(samples) / elapsed, percentile(samples, 50), percentile(samples, 99)
+    )
+
+
+def bench_http(offer_count: int, seconds: float) -> list[Row]:
+    from api.security import create_key
+
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'bench.db'}"
+        engine = prepare(url, offer_count)
+        key = create_key(engine.db, "channel")
+        engine.db.dispose()
+        port = _free_port()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.app:create_app",
+                "--factory",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env={**os.environ, "DECISIONING_DATABASE_URL": url},
+        )
+        try:
+            _wait_healthy(port)
+            rng = np.random.default_rng(2)
+            contexts = [synthetic_context(rng) for _ in range(1000)]
+            headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+            def decision(i: int) -> tuple[str, str, bytes, dict[str, str]]:
+                body = {
+                    "customer_id": f"customer-{i % 5000}",
+                    "channel": "app_banner",
+                    "context": contexts[i % 1000],
+                    "limit": 2,
+                }
+                return "POST", "/v1/decisions", json.dumps(body).encode(), headers
+
+            def empty(_i: int) -> tuple[str, str, bytes, dict[str, str]]:
+                return "GET", "/healthz", b"", {}
+
+            rows = []
+            for connections in (1, 8):
+                for label, make in (
+                    ("POST /v1/decisions", decision),
+                    ("GET /healthz (empty)", empty),
+                ):
+                    _load(port, connections, min(1.0, seconds), make)  # warm-up
+                    row = _load(port, connections, seconds, make)
+                    rows.append(
+                        Row(
+                            f"{label}, {connections} conn",
+                            row.requests,
+                            row.per_second,
+                            row.p50_ms,
+                            row.p99_ms,
+                        )
+                    )
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    return rows
+
+
+def _wait_healthy(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the server did not come up within 30 s")
+
+
+def format_table(rows: list[Row]) -> str:
+    lines = [f"{'run':<34} {'requests':>9} {'per second':>11} {'p50 ms':>8} {'p99 ms':>8}"]
+    lines += [
+        f"{r.label:<34} {r.requests:>9} {r.per_second:>11.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f}"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace, _settings: Settings) -> int:
+    if args.target == "decide":
+        print(format_table(bench_decide(args.offers, args.decisions)))
+        return 0
+    rows = bench_http(args.offers[0] if len(args.offers) == 1 else 50, args.seconds)
+    print(format_table(rows))
+    for connections in (1, 8):
+        decide = next(r for r in rows if r.label == f"POST /v1/decisions, {connections} conn")
+        empty = next(r for r in rows if r.label == f"GET /healthz (empty), {connections} conn")
+        print(
+            f"ratio decisions/empty at {connections} conn: "
+            f"{decide.per_second / empty.per_second:.2f}"
+        )
+    p99 = statistics.median(r.p99_ms for r in rows if "decisions" in r.label)
+    print(f"median p99 of decisions: {p99:.2f} ms")
+    return 0

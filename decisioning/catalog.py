@@ -1,0 +1,329 @@
+"""The catalogue: offers, campaigns, budgets and the contact policy, stored as JSON documents.
+
+Workers keep an immutable ``CatalogSnapshot`` in memory and reload it only when the catalogue's
+version changes (checked at most every ``refresh_seconds``), so a decision never reads the
+catalogue from the database and a change reaches every worker within seconds, without a restart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time as monotonic
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime, time
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+from decisioning.domain import (
+    CHANNELS,
+    Budget,
+    ChannelCaps,
+    ContactPolicy,
+    InvalidInput,
+    Offer,
+    QuietHours,
+)
+from decisioning.errors import NotFound
+from decisioning.rules import compile_rule
+from decisioning.sql import repositories as repo
+from decisioning.sql.tables import budgets, contact_policy, offers, to_units
+
+T = TypeVar("T")
+RuleCheck = Callable[[Mapping[str, Any]], str | None]
+
+
+# --- documents <-> domain values -----------------------------------------------------------------
+
+
+def _parse_datetime(value: Any, field_name: str) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidInput(f"not an ISO 8601 date-time: {value!r}", field=field_name) from None
+
+
+def _from_document(cls: type[T], document: Mapping[str, Any], datetimes: tuple[str, ...]) -> T:
+    names = {f.name for f in fields(cls)} - {"rule"}  # type: ignore[arg-type]
+    unknown = sorted(set(document) - names)
+    if unknown:
+        raise InvalidInput("unknown field", field=unknown[0])
+    values = dict(document)
+    for name in datetimes:
+        if name in values:
+            values[name] = _parse_datetime(values[name], name)
+    for name in ("channels", "lifecycle_stages"):
+        if name in values and isinstance(values[name], list):
+            values[name] = tuple(values[name])
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        missing = [n for n in names if n not in values]
+        raise InvalidInput(str(exc), field=missing[0] if missing else None) from None
+
+
+def _to_document(value: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for f in fields(value):
+        if f.name == "rule":
+            continue
+        item = getattr(value, f.name)
+        if isinstance(item, datetime):
+            item = item.isoformat()
+        elif isinstance(item, tuple):
+            item = list(item)
+        document[f.name] = item
+    return document
+
+
+def offer_from_document(document: Mapping[str, Any]) -> Offer:
+    return _from_document(Offer, document, ("valid_from", "valid_until"))
+
+
+def offer_to_document(offer: Offer) -> dict[str, Any]:
+    return _to_document(offer)
+
+
+def budget_from_document(document: Mapping[str, Any]) -> Budget:
+    return _from_document(Budget, document, ("flight_start", "flight_end"))
+
+
+def budget_to_document(budget: Budget) -> dict[str, Any]:
+    return _to_document(budget)
+
+
+def _parse_clock(value: Any, field_name: str) -> time:
+    try:
+        return time.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidInput(f"not a clock time HH:MM: {value!r}", field=field_name) from None
+
+
+def contact_policy_from_document(document: Mapping[str, Any]) -> ContactPolicy:
+    values = dict(document)
+    caps = values.pop("channel_caps", {}) or {}
+    quiet = values.pop("quiet_hours", {}) or {}
+    channel_caps = {}
+    for channel, item in caps.items():
+        unknown = sorted(set(item) - {"per_day", "per_week"})
+        if unknown:
+            raise InvalidInput("unknown field", field=f"channel_caps.{channel}.{unknown[0]}")
+        channel_caps[channel] = ChannelCaps(**item)
+    quiet_hours = {
+        channel: QuietHours(
+            start=_parse_clock(item.get("start"), f"quiet_hours.{channel}.start"),
+            end=_parse_clock(item.get("end"), f"quiet_hours.{channel}.end"),
+        )
+        for channel, item in quiet.items()
+    }
+    return _from_document(
+        ContactPolicy,
+        {**values, "channel_caps": channel_caps, "quiet_hours": quiet_hours},
+        (),
+    )
+
+
+def contact_policy_to_document(policy: ContactPolicy) -> dict[str, Any]:
+    return {
+        "channel_caps": {
+            channel: {"per_day": caps.per_day, "per_week": caps.per_week}
+            for channel, caps in policy.channel_caps.items()
+        },
+        "total_per_week": policy.total_per_week,
+        "offer_max_contacts": policy.offer_max_contacts,
+        "offer_window_days": policy.offer_window_days,
+        "refusal_cooldown_days": policy.refusal_cooldown_days,
+        "quiet_hours": {
+            channel: {
+                "start": hours.start.isoformat("minutes"),
+                "end": hours.end.isoformat("minutes"),
+            }
+            for channel, hours in policy.quiet_hours.items()
+        },
+    }
+
+
+# --- the in-memory snapshot ----------------------------------------------------------------------
+
+
+def action_features(offer: Offer) -> dict[str, float | str]:
+    """What a policy sees of an offer (customer features come from the decision's context)."""
+    return {
+        "offer_id": offer.offer_id,
+        "product": offer.product,
+        "category": offer.category,
+        "risk": float(offer.risk),
+        "value": offer.value,
+        "cost": offer.cost,
+    }
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """Everything a decision needs from the catalogue, indexed for the hot path."""
+
+    version: int
+    offers: dict[str, Offer]
+    offers_by_channel: dict[str, tuple[Offer, ...]]
+    rule_checks: dict[str, RuleCheck]
+    budgets: dict[str, Budget]
+    budgets_by_offer: dict[str, tuple[Budget, ...]]
+    contact_policy: ContactPolicy
+    action_features: dict[str, dict[str, float | str]]
+
+    @classmethod
+    def load(cls, connection: Connection) -> CatalogSnapshot:
+        version = repo.config_version_now(connection)
+        offer_list = [
+            offer_from_document(d)
+            for d in repo.load_documents(connection, offers, "offer_id").values()
+        ]
+        budget_list = [
+            budget_from_document(d)
+            for d in repo.load_documents(connection, budgets, "budget_id").values()
+        ]
+        policy_document = repo.load_document(connection, contact_policy, "id", 1)
+        return cls.build(
+            version,
+            offer_list,
+            budget_list,
+            contact_policy_from_document(policy_document) if policy_document else ContactPolicy(),
+        )
+
+    @classmethod
+    def build(
+        cls, version: int, offer_list: list[Offer], budget_list: list[Budget], policy: ContactPolicy
+    ) -> CatalogSnapshot:
+        by_channel = {
+            channel: tuple(o for o in offer_list if channel in o.channels) for channel in CHANNELS
+        }
+        budgets_by_offer = {
+            o.offer_id: tuple(
+                sorted(
+                    (
+                        b
+                        for b in budget_list
+                        if (b.scope == "offer" and b.target_id == o.offer_id)
+                        or (b.scope == "campaign" and b.target_id == o.campaign_id)
+                    ),
+                    key=lambda b: b.budget_id,  # one lock order for every worker
+                )
+            )
+            for o in offer_list
+        }
+        return cls(
+            version=version,
+            offers={o.offer_id: o for o in offer_list},
+            offers_by_channel=by_channel,
+            rule_checks={
+                o.offer_id: compile_rule(o.rule) for o in offer_list if o.rule is not None
+            },
+            budgets={b.budget_id: b for b in budget_list},
+            budgets_by_offer=budgets_by_offer,
+            contact_policy=policy,
+            action_features={o.offer_id: action_features(o) for o in offer_list},
+        )
+
+
+class CatalogCache:
+    """The worker's snapshot; checks the stored version at most every ``refresh_seconds``."""
+
+    def __init__(self, engine: Engine, refresh_seconds: float) -> None:
+        self._engine = engine
+        self._refresh_seconds = refresh_seconds
+        self._lock = threading.Lock()
+        self._snapshot: CatalogSnapshot | None = None
+        self._checked_at = 0.0
+
+    def current(self) -> CatalogSnapshot:
+        snapshot = self._snapshot
+        if (
+            snapshot is not None
+            and monotonic.monotonic() - self._checked_at < self._refresh_seconds
+        ):
+            return snapshot
+        with self._lock:
+            if (
+                self._snapshot is None
+                or monotonic.monotonic() - self._checked_at >= self._refresh_seconds
+            ):
+                with self._engine.connect() as connection:
+                    version = repo.config_version_now(connection)
+                    if self._snapshot is None or self._snapshot.version != version:
+                        self._snapshot = CatalogSnapshot.load(connection)
+                self._checked_at = monotonic.monotonic()
+            return self._snapshot
+
+    def invalidate(self) -> None:
+        """Force a version check on the next call (after this worker changed the catalogue)."""
+        self._checked_at = 0.0
+
+
+# --- changes (each bumps the version in the same transaction) ------------------------------------
+
+
+def put_offer(connection: Connection, offer: Offer, now: datetime) -> bool:
+    """Create or replace an offer; returns True when it was created."""
+    if offer.campaign_id is not None and repo.load_campaign(connection, offer.campaign_id) is None:
+        raise InvalidInput(f"unknown campaign {offer.campaign_id!r}", field="campaign_id")
+    created = repo.upsert_document(
+        connection, offers, "offer_id", offer.offer_id, offer_to_document(offer), now
+    )
+    repo.bump_config_version(connection)
+    return created
+
+
+def get_offer(connection: Connection, offer_id: str) -> Offer:
+    document = repo.load_document(connection, offers, "offer_id", offer_id)
+    if document is None:
+        raise NotFound(f"no offer {offer_id!r}", field="offer_id")
+    return offer_from_document(document)
+
+
+def list_offers(connection: Connection) -> list[Offer]:
+    return [
+        offer_from_document(d) for d in repo.load_documents(connection, offers, "offer_id").values()
+    ]
+
+
+def delete_offer(connection: Connection, offer_id: str) -> None:
+    if not repo.delete_row(connection, offers, "offer_id", offer_id):
+        raise NotFound(f"no offer {offer_id!r}", field="offer_id")
+    repo.bump_config_version(connection)
+
+
+def put_campaign(connection: Connection, campaign_id: str, name: str, now: datetime) -> bool:
+    created = repo.upsert_campaign(connection, campaign_id, name, now)
+    repo.bump_config_version(connection)
+    return created
+
+
+def put_budget(connection: Connection, budget: Budget, now: datetime) -> bool:
+    """Create or replace a budget's settings (its spend so far is kept)."""
+    target = (
+        repo.load_document(connection, offers, "offer_id", budget.target_id)
+        if budget.scope == "offer"
+        else repo.load_campaign(connection, budget.target_id)
+    )
+    if target is None:
+        raise InvalidInput(f"unknown {budget.scope} {budget.target_id!r}", field="target_id")
+    created = repo.save_budget(
+        connection,
+        budget.budget_id,
+        budget_to_document(budget),
+        to_units(budget.amount),
+        None if budget.daily_limit is None else to_units(budget.daily_limit),
+        now,
+    )
+    repo.bump_config_version(connection)
+    return created
+
+
+def put_contact_policy(connection: Connection, policy: ContactPolicy, now: datetime) -> None:
+    repo.upsert_document(
+        connection, contact_policy, "id", 1, contact_policy_to_document(policy), now
+    )
+    repo.bump_config_version(connection)

@@ -1,0 +1,135 @@
+"""The ``decisioning`` command: serve, migrate, keys, demo data, learner and benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from decisioning.settings import Settings
+
+EXIT_USAGE = 2
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from api.security import create_key
+    from decisioning.engine import DecisionEngine
+    from decisioning.sample import load_sample_catalog
+    from decisioning.sql import repositories as repo
+    from decisioning.sql.session import unit_of_work
+    from decisioning.sql.tables import offers
+
+    engine = DecisionEngine.open(settings)
+    if args.demo:
+        with unit_of_work(engine.db) as connection:
+            if repo.count_rows(connection, offers) == 0:
+                load_sample_catalog(connection)
+        channel_key = create_key(engine.db, "channel", "demo channel")
+        marketer_key = create_key(engine.db, "marketer", "demo marketer")
+        base = f"http://{args.host}:{args.port}"
+        print(f"decisioning on {base} (database: {settings.url})")
+        print(f"  channel key:  {channel_key}")
+        print(f"  marketer key: {marketer_key}")
+        print(f"  API docs:     {base}/docs")
+        print("  try:")
+        print(
+            f"  curl -s -X POST {base}/v1/decisions -H 'Authorization: Bearer {channel_key}'"
+            ' -H \'Content-Type: application/json\' -d \'{"customer_id": "c-1", "channel":'
+            ' "app_banner", "context": {"age": 35, "segment": "affluent",'
+            ' "risk_tolerance": "C3", "lifecycle": "mature"}, "limit": 2}\''
+        )
+        sys.stdout.flush()
+    if args.workers > 1:
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="warning",
+        )
+    else:
+        uvicorn.run(
+            create_app(settings, engine), host=args.host, port=args.port, log_level="warning"
+        )
+    return 0
+
+
+def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    from decisioning.sql.session import make_engine, migrate
+
+    migrate(make_engine(settings.url))
+    print(f"schema is current on {settings.url}")
+    return 0
+
+
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from api.security import create_key
+    from decisioning.sql.session import make_engine, migrate
+
+    engine = make_engine(settings.url)
+    migrate(engine)
+    print(create_key(engine, args.role, args.name))
+    return 0
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from decisioning import bench
+
+    return bench.main(args, settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="decisioning", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="load the sample retail-bank catalogue if empty and print keys and a curl line",
+    )
+    serve.set_defaults(run=_serve)
+
+    commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
+        run=_migrate
+    )
+
+    keys = commands.add_parser("keys", help="API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="make a key and print it once")
+    create.add_argument(
+        "--role", required=True, choices=["channel", "marketer", "analyst", "admin"]
+    )
+    create.add_argument("--name", default="")
+    create.set_defaults(run=_keys)
+
+    bench_parser = commands.add_parser("bench", help="benchmarks that print a table")
+    bench_parser.add_argument("target", choices=["decide", "http"])
+    bench_parser.add_argument("--decisions", type=int, default=5000)
+    bench_parser.add_argument("--offers", type=int, nargs="+", default=[20, 50, 100])
+    bench_parser.add_argument("--seconds", type=float, default=5.0)
+    bench_parser.set_defaults(run=_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from decisioning.errors import DecisioningError
+
+    try:
+        return int(args.run(args, Settings()))
+    except DecisioningError as exc:
+        print(f"error: {exc.field + ': ' if exc.field else ''}{exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,348 @@
+"""The decision pipeline: the composition root the API, the CLI and the simulator all call.
+
+decide(): eligibility -> contact policy -> budgets -> policy scores -> arbitration -> exploration
+-> one transaction (lock customer, reserve budgets, record contacts, log the decision).
+"""
+
+from __future__ import annotations
+
+import threading
+import time as monotonic
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy import Engine
+
+from bandits import Policy, draw_slate, make_policy
+from decisioning import budgets as budget_checks
+from decisioning.catalog import CatalogCache, CatalogSnapshot
+from decisioning.contact_policy import allowance
+from decisioning.domain import CHANNELS, Candidate, ChosenOffer, Decision, DecisionRequest
+from decisioning.eligibility import CustomerFacts, exclusion_reason
+from decisioning.errors import InvalidInput
+from decisioning.exploration import epsilon_greedy
+from decisioning.settings import Settings
+from decisioning.sql import repositories as repo
+from decisioning.sql.hot_path import CustomerState, HotPath, hot_transaction
+from decisioning.sql.session import make_engine, migrate
+from decisioning.sql.tables import to_units
+
+T = TypeVar("T")
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction is safe to retry.
+RETRYABLE_SQLSTATES = {"40P01", "40001"}
+MAX_ATTEMPTS = 5
+
+
+def priority(score: float, value: float, weight: float, cost: float, price: float = 0.0) -> float:
+    """Arbitration: P(accept) x value x weight - cost - price x cost.
+
+    ``price`` is the budget's dual price (0 until pacing by dual prices is switched on).
+    """
+    return score * value * weight - cost - price * cost
+
+
+def retrying(work: Callable[[], T]) -> T:
+    """Run the transaction ``work`` again after a deadlock or serialisation failure."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return work()
+        except Exception as exc:
+            # psycopg errors carry the SQLSTATE themselves, SQLAlchemy's wrap them in ``orig``.
+            sqlstate = getattr(exc, "sqlstate", None) or getattr(
+                getattr(exc, "orig", None), "sqlstate", None
+            )
+            if sqlstate not in RETRYABLE_SQLSTATES or attempt == MAX_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+class PolicyCache:
+    """The newest published snapshot of each policy, checked at most every ``refresh_seconds``."""
+
+    def __init__(self, engine: Engine, refresh_seconds: float, seed: int | None) -> None:
+        self._engine = engine
+        self._refresh_seconds = refresh_seconds
+        self._seed = seed
+        self._lock = threading.Lock()
+        self._current: dict[str, tuple[Policy, int, float]] = {}
+
+    def current(self, name: str) -> tuple[Policy, int]:
+        entry = self._current.get(name)
+        if entry is not None and monotonic.monotonic() - entry[2] < self._refresh_seconds:
+            return entry[0], entry[1]
+        with self._lock:
+            with self._engine.connect() as connection:
+                version = repo.latest_snapshot_version(connection, name)
+                if entry is not None and entry[1] == version:
+                    policy = entry[0]
+                elif version == 0:
+                    policy = make_policy(name, seed=self._seed)
+                else:
+                    policy = Policy.from_bytes(repo.latest_snapshot(connection, name).state)
+            self._current[name] = (policy, version, monotonic.monotonic())
+            return policy, version
+
+    def invalidate(self) -> None:
+        self._current.clear()
+
+
+@dataclass
+class _Plan:
+    """What a decision has worked out before it writes anything."""
+
+    candidates: dict[str, Candidate]
+    eligible: list[str]
+    scores: dict[str, float]
+    priorities: dict[str, float]
+    slots: int
+
+
+class DecisionEngine:
+    """Decides, logs and enforces; one per process, safe to share between threads."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.db = engine if engine is not None else make_engine(settings.url)
+        self.catalog = CatalogCache(self.db, settings.refresh_seconds)
+        self.policies = PolicyCache(self.db, settings.refresh_seconds, settings.seed)
+        self._rng = np.random.default_rng(settings.seed)
+        self._rng_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings) -> DecisionEngine:
+        """An engine on a migrated database."""
+        engine = make_engine(settings.url)
+        migrate(engine)
+        return cls(settings, engine)
+
+    def decide(self, request: DecisionRequest, now: datetime | None = None) -> Decision:
+        """Choose up to ``request.limit`` offers for one customer and log the decision."""
+        started = monotonic.perf_counter()
+        now = now or datetime.now(UTC)
+        if request.channel not in CHANNELS:
+            raise InvalidInput(f"unknown channel {request.channel!r}", field="channel")
+        if not 1 <= request.limit <= self.settings.max_limit:
+            raise InvalidInput(f"must be within [1, {self.settings.max_limit}]", field="limit")
+        catalog = self.catalog.current()
+        policy_name = self.settings.default_policy
+        policy, policy_version = self.policies.current(policy_name)
+
+        def work() -> Decision:
+            with hot_transaction(self.db) as hot:
+                return record(hot)
+
+        def record(hot: HotPath) -> Decision:
+            since = now - timedelta(days=catalog.contact_policy.history_days)
+            customer = hot.lock_customer(request.customer_id, since, now)
+            context = {**customer.attributes, **request.context}
+            plan = self._plan(hot, catalog, policy, request, customer, context, now)
+            chosen = self._draw_and_reserve(hot, catalog, plan, now)
+            decision_id = uuid.uuid4().hex
+            hot.record_contacts(
+                [
+                    {
+                        "customer_id": request.customer_id,
+                        "offer_id": offer.offer_id,
+                        "channel": request.channel,
+                        "decision_id": decision_id,
+                        "contacted_at": now,
+                    }
+                    for offer, _ in chosen
+                ],
+            )
+            latency_ms = (monotonic.perf_counter() - started) * 1000.0
+            hot.insert_decision(
+                {
+                    "decision_id": decision_id,
+                    "created_at": now,
+                    "customer_id": request.customer_id,
+                    "channel": request.channel,
+                    "placement": request.placement,
+                    "policy_name": policy_name,
+                    "policy_version": policy_version,
+                    "experiment_id": None,
+                    "cell": None,
+                    "latency_ms": latency_ms,
+                    "context": context,
+                    "candidates": [_candidate_document(c) for c in plan.candidates.values()],
+                    "offers": [
+                        {
+                            "offer_id": o.offer_id,
+                            "rank": o.rank,
+                            "propensity": o.propensity,
+                            "score": o.score,
+                            "priority": o.priority,
+                            "charges": charges,
+                        }
+                        for o, charges in chosen
+                    ],
+                },
+            )
+            return Decision(
+                decision_id=decision_id,
+                created_at=now,
+                customer_id=request.customer_id,
+                channel=request.channel,
+                placement=request.placement,
+                offers=tuple(o for o, _ in chosen),
+                candidates=tuple(plan.candidates.values()),
+                policy_name=policy_name,
+                policy_version=policy_version,
+                latency_ms=latency_ms,
+            )
+
+        return retrying(work)
+
+    def _plan(
+        self,
+        hot: HotPath,
+        catalog: CatalogSnapshot,
+        policy: Policy,
+        request: DecisionRequest,
+        customer_state: CustomerState,
+        context: dict[str, Any],
+        now: datetime,
+    ) -> _Plan:
+        customer = CustomerFacts.of(context)
+        candidates: dict[str, Candidate] = {}
+        eligible: list[str] = []
+        for offer in catalog.offers_by_channel[request.channel]:
+            reason = exclusion_reason(offer, customer, catalog.rule_checks.get(offer.offer_id), now)
+            candidates[offer.offer_id] = Candidate(offer.offer_id, reason=reason)
+            if reason is None:
+                eligible.append(offer.offer_id)
+
+        contact = catalog.contact_policy
+        timezone = context.get("timezone") or self.settings.business_timezone
+        try:
+            local = now.astimezone(budget_checks.zone(str(timezone)))
+        except (KeyError, ValueError):
+            raise InvalidInput(
+                f"unknown time zone {timezone!r}", field="context.timezone"
+            ) from None
+        allowed = allowance(
+            contact,
+            request.channel,
+            customer_state.contacts,
+            customer_state.cooling_down,
+            now,
+            local,
+            request.limit,
+        )
+        reasons = (
+            dict.fromkeys(eligible, allowed.blocked) if allowed.blocked else allowed.offer_reasons
+        )
+        eligible = self._exclude(candidates, eligible, reasons)
+
+        budget_ids = {b.budget_id for o in eligible for b in catalog.budgets_by_offer[o]}
+        if budget_ids:
+            states = hot.budget_states(budget_ids)
+            today = budget_checks.business_day(now, self.settings.business_timezone)
+            reasons = {}
+            for offer_id in eligible:
+                offer = catalog.offers[offer_id]
+                for budget in catalog.budgets_by_offer[offer_id]:
+                    reason = budget_checks.budget_reason(
+                        budget,
+                        states.get(budget.budget_id),
+                        to_units(budget.charge(offer)),
+                        now,
+                        today,
+                    )
+                    if reason is not None:
+                        reasons[offer_id] = reason
+                        break
+            eligible = self._exclude(candidates, eligible, reasons)
+
+        scores = (
+            policy.score_one(context, {o: catalog.action_features[o] for o in eligible})
+            if eligible
+            else {}
+        )
+        priorities = {}
+        for offer_id in eligible:
+            offer = catalog.offers[offer_id]
+            priorities[offer_id] = priority(scores[offer_id], offer.value, offer.weight, offer.cost)
+            candidates[offer_id] = Candidate(
+                offer_id, score=scores[offer_id], priority=priorities[offer_id]
+            )
+        return _Plan(candidates, eligible, scores, priorities, allowed.slots)
+
+    @staticmethod
+    def _exclude(
+        candidates: dict[str, Candidate], eligible: list[str], reasons: dict[str, str]
+    ) -> list[str]:
+        if not reasons:
+            return eligible
+        for offer_id in eligible:
+            if offer_id in reasons:
+                candidates[offer_id] = Candidate(offer_id, reason=reasons[offer_id])
+        return [o for o in eligible if o not in reasons]
+
+    def _draw_and_reserve(
+        self, hot: HotPath, catalog: CatalogSnapshot, plan: _Plan, now: datetime
+    ) -> list[tuple[ChosenOffer, dict[str, int]]]:
+        """Draw the slate and reserve its budgets; an offer whose reservation loses a race to
+        another worker is excluded and the slate is drawn again from the rest."""
+        today = budget_checks.business_day(now, self.settings.business_timezone)
+        eligible = list(plan.eligible)
+        while eligible and plan.slots > 0:
+            with self._rng_lock:
+                draws = draw_slate(
+                    epsilon_greedy(plan.priorities, self.settings.epsilon),
+                    eligible,
+                    plan.slots,
+                    self._rng,
+                )
+            reserved: list[tuple[str, int]] = []
+            chosen: list[tuple[ChosenOffer, dict[str, int]]] = []
+            lost: str | None = None
+            for draw in draws:
+                offer = catalog.offers[draw.action]
+                charges: dict[str, int] = {}
+                for budget in catalog.budgets_by_offer[offer.offer_id]:
+                    units = to_units(budget.charge(offer))
+                    cap = budget_checks.paced_cap_units(budget, now)
+                    if not hot.reserve_budget(budget.budget_id, units, cap, today):
+                        lost = offer.offer_id
+                        break
+                    reserved.append((budget.budget_id, units))
+                    charges[budget.budget_id] = units
+                if lost is not None:
+                    break
+                chosen.append(
+                    (
+                        ChosenOffer(
+                            offer_id=offer.offer_id,
+                            rank=draw.rank,
+                            score=plan.scores[offer.offer_id],
+                            priority=plan.priorities[offer.offer_id],
+                            propensity=draw.propensity,
+                            name=offer.name,
+                            product=offer.product,
+                            value=offer.value,
+                        ),
+                        charges,
+                    )
+                )
+            if lost is None:
+                return chosen
+            for budget_id, units in reserved:
+                hot.release_budget(budget_id, units)
+            plan.candidates[lost] = Candidate(lost, reason=budget_checks.BUDGET_EXHAUSTED)
+            eligible.remove(lost)
+        return []
+
+
+def _candidate_document(candidate: Candidate) -> dict[str, Any]:
+    if candidate.reason is not None:
+        return {"offer_id": candidate.offer_id, "reason": candidate.reason}
+    return {
+        "offer_id": candidate.offer_id,
+        "score": candidate.score,
+        "priority": candidate.priority,
+    }

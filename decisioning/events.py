@@ -1,0 +1,92 @@
+"""Outcome events: validated, joined to their decision, stored once by ``event_id``.
+
+A replayed event is acknowledged and not stored again. A refusal starts the offer's cool-down
+for the customer. The batch is one durable transaction: all of it is stored, or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
+
+from decisioning.domain import (
+    EVENT_TYPES,
+    ContactPolicy,
+    Event,
+    check_aware,
+    check_id,
+    check_number,
+)
+from decisioning.errors import InvalidInput
+from decisioning.sql import repositories as repo
+from decisioning.sql.tables import to_units
+
+MAX_BATCH = 1000
+FUTURE_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class EventReceipt:
+    """``stored`` events were new; ``duplicates`` were received before or twice in the batch."""
+
+    stored: int
+    duplicates: int
+
+
+def record_events(
+    connection: Connection, batch: Sequence[Event], policy: ContactPolicy, now: datetime
+) -> EventReceipt:
+    """Validate and store ``batch``; raises ``InvalidInput`` naming ``events[i].field``."""
+    if not 1 <= len(batch) <= MAX_BATCH:
+        raise InvalidInput(f"a batch holds 1 to {MAX_BATCH} events", field="events")
+    first_seen: dict[str, int] = {}
+    for i, event in enumerate(batch):
+        check_id(event.event_id, f"events[{i}].event_id")
+        if event.type not in EVENT_TYPES:
+            raise InvalidInput(
+                f"must be one of {', '.join(EVENT_TYPES)}", field=f"events[{i}].type"
+            )
+        check_number(event.value, f"events[{i}].value")
+        check_aware(event.occurred_at, f"events[{i}].occurred_at")
+        if event.occurred_at > now + FUTURE_SKEW:
+            raise InvalidInput("lies in the future", field=f"events[{i}].occurred_at")
+        first_seen.setdefault(event.event_id, i)
+
+    decisions = repo.decision_rows(connection, {e.decision_id for e in batch})
+    rows = []
+    for i, event in enumerate(batch):
+        found = decisions.get(event.decision_id)
+        if found is None:
+            raise InvalidInput(
+                f"unknown decision {event.decision_id!r}", field=f"events[{i}].decision_id"
+            )
+        if all(o["offer_id"] != event.offer_id for o in found.offers):
+            raise InvalidInput(
+                f"offer {event.offer_id!r} was not chosen in decision {event.decision_id!r}",
+                field=f"events[{i}].offer_id",
+            )
+        if first_seen[event.event_id] == i:
+            rows.append(
+                {
+                    "event_id": event.event_id,
+                    "decision_id": event.decision_id,
+                    "offer_id": event.offer_id,
+                    "customer_id": found.customer_id,
+                    "type": event.type,
+                    "value_units": to_units(event.value),
+                    "occurred_at": event.occurred_at,
+                    "received_at": now,
+                }
+            )
+    stored = repo.insert_events(connection, rows)
+    if policy.refusal_cooldown_days > 0:
+        cooldown = timedelta(days=policy.refusal_cooldown_days)
+        for row in rows:
+            if row["type"] == "refuse" and row["event_id"] in stored:
+                repo.start_cooldown(
+                    connection, row["customer_id"], row["offer_id"], row["occurred_at"] + cooldown
+                )
+    return EventReceipt(stored=len(stored), duplicates=len(batch) - len(stored))

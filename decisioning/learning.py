@@ -1,0 +1,185 @@
+"""The learner: replays closed decisions with their rewards into a policy and publishes snapshots.
+
+A decision is *closed* once its attribution window has passed; its reward is then final (the
+outcome events within the window, or the default reward when there were none), so every round is
+learnt exactly once, in log order. Each run publishes the policy as a new numbered snapshot with
+the cursor it reached; workers pick the newest snapshot up within ``refresh_seconds``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from bandits import Policy, make_policy
+from decisioning.catalog import CatalogSnapshot
+from decisioning.engine import DecisionEngine
+from decisioning.errors import InvalidInput
+from decisioning.sql import repositories as repo
+from decisioning.sql.session import unit_of_work
+from decisioning.sql.tables import from_units
+
+RewardKind = Literal["click", "accept", "convert", "value_minus_cost"]
+REWARD_KINDS: tuple[str, ...] = ("click", "accept", "convert", "value_minus_cost")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Which event types earn reward 1 for each binary definition.
+SUCCESS_EVENTS: dict[str, frozenset[str]] = {
+    "click": frozenset({"click", "accept", "convert"}),
+    "accept": frozenset({"accept", "convert"}),
+    "convert": frozenset({"convert"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RewardDefinition:
+    """How a placement turns outcomes into a reward, and how long outcomes are credited.
+
+    ``value_minus_cost`` sums conversion values and subtracts the offer's contact cost; the
+    binary kinds give 1 when a success event arrived within ``window`` and ``default`` otherwise.
+    """
+
+    kind: RewardKind = "accept"
+    window: timedelta = timedelta(hours=24)
+    default: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in REWARD_KINDS:
+            raise InvalidInput(f"must be one of {', '.join(REWARD_KINDS)}", field="reward.kind")
+        if self.window <= timedelta(0):
+            raise InvalidInput("must be positive", field="reward.window")
+
+    def reward(
+        self, outcomes: Sequence[tuple[str, float, datetime]], decided_at: datetime, cost: float
+    ) -> float:
+        """The reward of one shown offer from its ``(type, value, occurred_at)`` outcomes."""
+        deadline = decided_at + self.window
+        credited = [(t, v) for t, v, at in outcomes if at <= deadline]
+        if self.kind == "value_minus_cost":
+            return sum(v for t, v in credited if t == "convert") - cost
+        successes = SUCCESS_EVENTS[self.kind]
+        return 1.0 if any(t in successes for t, _ in credited) else self.default
+
+
+class Learner:
+    """Learns one policy from the decision log; run it as ``decisioning learn`` or in-process."""
+
+    def __init__(
+        self,
+        engine: DecisionEngine,
+        policy_name: str,
+        rewards: Mapping[str, RewardDefinition] | None = None,
+        default_reward: RewardDefinition | None = None,
+        batch_size: int = 10_000,
+    ) -> None:
+        self.engine = engine
+        self.policy_name = policy_name
+        self.rewards = dict(rewards or {})
+        self.default_reward = default_reward or RewardDefinition(
+            window=timedelta(hours=engine.settings.attribution_window_hours)
+        )
+        self.batch_size = batch_size
+
+    def reward_for(self, placement: str) -> RewardDefinition:
+        return self.rewards.get(placement, self.default_reward)
+
+    def run_once(self, now: datetime | None = None) -> int:
+        """Learn every decision closed by ``now`` not learnt yet; returns rounds learnt."""
+        now = now or datetime.now(UTC)
+        catalog = self.engine.catalog.current()
+        longest = max([r.window for r in self.rewards.values()] + [self.default_reward.window])
+        with self.engine.db.connect() as connection:
+            snapshot = repo.latest_snapshot(connection, self.policy_name)
+        if snapshot is None:
+            policy = make_policy(self.policy_name, seed=self.engine.settings.seed)
+            version, rounds, cursor = 0, 0, (EPOCH, "")
+        else:
+            policy = Policy.from_bytes(snapshot.state)
+            version, rounds = snapshot.version, snapshot.rounds
+            cursor = (snapshot.learned_until, snapshot.learned_decision_id)
+        learnt = 0
+        while True:
+            with self.engine.db.connect() as connection:
+                batch = repo.decisions_between(connection, cursor, now - longest, self.batch_size)
+                outcomes = self._outcomes(connection, [row.decision_id for row in batch])
+            if not batch:
+                break
+            for row in batch:
+                learnt += self._learn_decision(policy, catalog, row, outcomes)
+            cursor = (batch[-1].created_at, batch[-1].decision_id)
+            if len(batch) < self.batch_size:
+                break
+        if learnt == 0 and snapshot is not None:
+            return 0
+        with unit_of_work(self.engine.db) as connection:
+            repo.insert_snapshot(
+                connection,
+                {
+                    "policy_name": self.policy_name,
+                    "version": version + 1,
+                    "state": policy.to_bytes(),
+                    "learned_until": cursor[0],
+                    "learned_decision_id": cursor[1],
+                    "rounds": rounds + learnt,
+                    "created_at": now,
+                },
+            )
+        return learnt
+
+    @staticmethod
+    def _outcomes(
+        connection: Any, decision_ids: list[str]
+    ) -> dict[tuple[str, str], list[tuple[str, float, datetime]]]:
+        found: dict[tuple[str, str], list[tuple[str, float, datetime]]] = {}
+        if decision_ids:
+            for decision_id, offer_id, kind, value_units, at in repo.events_for(
+                connection, decision_ids
+            ):
+                found.setdefault((decision_id, offer_id), []).append(
+                    (kind, from_units(value_units), at)
+                )
+        return found
+
+    def _learn_decision(
+        self,
+        policy: Policy,
+        catalog: CatalogSnapshot,
+        row: Any,
+        outcomes: Mapping[tuple[str, str], list[tuple[str, float, datetime]]],
+    ) -> int:
+        eligible = [c["offer_id"] for c in row.candidates if c.get("reason") is None]
+        actions = {o: catalog.action_features.get(o, {"offer_id": o}) for o in eligible}
+        definition = self.reward_for(row.placement)
+        for shown in row.offers:
+            offer_id = shown["offer_id"]
+            offer = catalog.offers.get(offer_id)
+            reward = definition.reward(
+                outcomes.get((row.decision_id, offer_id), []),
+                row.created_at,
+                offer.cost if offer else 0.0,
+            )
+            policy.learn_one(row.context, actions, offer_id, reward, shown["propensity"])
+        return len(row.offers)
+
+
+class BackgroundLearner:
+    """Runs a ``Learner`` every ``interval_seconds`` in a daemon thread (the embedded default)."""
+
+    def __init__(self, learner: Learner, interval_seconds: float) -> None:
+        self.learner = learner
+        self.interval_seconds = interval_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="learner", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_seconds):
+            self.learner.run_once()

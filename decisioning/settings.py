@@ -1,0 +1,45 @@
+"""Settings in one validated object, read from ``DECISIONING_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every tunable of a running engine; the defaults run embedded on SQLite."""
+
+    model_config = SettingsConfigDict(env_prefix="DECISIONING_", frozen=True)
+
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; PostgreSQL in production. Unset: SQLite file."
+    )
+    sqlite_path: Path = Field(default=Path("decisioning.db"), description="Embedded database file.")
+    refresh_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often a worker checks for a newer catalogue."
+    )
+    default_policy: str = Field(default="beta-bernoulli", description="Registered policy name.")
+    epsilon: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Share of slots drawn uniformly among eligible offers.",
+    )
+    business_timezone: str = Field(
+        default="UTC", description="Time zone of budget days and of customers without one."
+    )
+    attribution_window_hours: float = Field(
+        default=24.0, gt=0, description="Outcomes after this long are not credited to a decision."
+    )
+    max_limit: int = Field(
+        default=10, ge=1, le=100, description="Most offers one decision returns."
+    )
+    seed: int | None = Field(default=None, description="Seeds exploration (tests, simulations).")
+
+    @cached_property
+    def url(self) -> str:
+        """The SQLAlchemy URL in force."""
+        return self.database_url or f"sqlite:///{self.sqlite_path}"

@@ -1,0 +1,204 @@
+"""The schema, as SQLAlchemy Core tables (Alembic migrations are written against it).
+
+Money and counts are stored as integers in units of 1/10,000 (``to_units``) so that sums are
+exact in SQLite and PostgreSQL alike. Times are UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+UNITS_PER_CURRENCY_UNIT = 10_000
+
+
+def to_units(amount: float) -> int:
+    """Currency or count -> exact integer units of 1/10,000."""
+    return round(amount * UNITS_PER_CURRENCY_UNIT)
+
+
+def from_units(units: int) -> float:
+    return units / UNITS_PER_CURRENCY_UNIT
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every dialect."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Document: Any = JSON().with_variant(JSONB(), "postgresql")
+ID = 64
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    }
+)
+
+config_version = Table(
+    "config_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    comment="One row; bumped with every catalogue change so workers refresh their cache.",
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("campaign_id", String(ID), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+offers = Table(
+    "offers",
+    metadata,
+    Column("offer_id", String(ID), primary_key=True),
+    Column("document", Document, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("budget_id", String(ID), primary_key=True),
+    Column("document", Document, nullable=False),
+    Column("amount_units", BigInteger, nullable=False),
+    Column("daily_limit_units", BigInteger),
+    Column("spent_units", BigInteger, nullable=False, default=0),
+    Column("day", String(10), nullable=False, default=""),
+    Column("day_spent_units", BigInteger, nullable=False, default=0),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+contact_policy = Table(
+    "contact_policy",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("document", Document, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("customer_id", String(ID), primary_key=True),
+    Column("attributes", Document, nullable=False),
+    Column("decision_count", BigInteger, nullable=False, default=0),
+    Column("updated_at", UTCDateTime, nullable=False),
+    comment="Profile, and the row every decision for the customer locks first.",
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("customer_id", String(ID), nullable=False),
+    Column("offer_id", String(ID), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("decision_id", String(32), nullable=False),
+    Column("contacted_at", UTCDateTime, nullable=False),
+    Index(None, "customer_id", "contacted_at"),
+)
+
+cooldowns = Table(
+    "cooldowns",
+    metadata,
+    Column("customer_id", String(ID), primary_key=True),
+    Column("offer_id", String(ID), primary_key=True),
+    Column("until", UTCDateTime, nullable=False),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("decision_id", String(32), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("customer_id", String(ID), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("placement", String(ID), nullable=False),
+    Column("policy_name", String(ID), nullable=False),
+    Column("policy_version", Integer, nullable=False),
+    Column("experiment_id", String(ID)),
+    Column("cell", String(ID)),
+    Column("latency_ms", Float, nullable=False),
+    Column("context", Document, nullable=False),
+    Column("candidates", Document, nullable=False),
+    Column("offers", Document, nullable=False),
+    Index(None, "created_at"),
+    Index(None, "customer_id", "created_at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", String(ID), primary_key=True),
+    Column("decision_id", String(32), ForeignKey("decisions.decision_id"), nullable=False),
+    Column("offer_id", String(ID), nullable=False),
+    Column("customer_id", String(ID), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("value_units", BigInteger, nullable=False, default=0),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Index(None, "decision_id"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(16), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+policy_snapshots = Table(
+    "policy_snapshots",
+    metadata,
+    Column("policy_name", String(ID), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("state", LargeBinary, nullable=False),
+    Column("learned_until", UTCDateTime, nullable=False),
+    Column("learned_decision_id", String(32), nullable=False),
+    Column("rounds", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

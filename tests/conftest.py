@@ -1,0 +1,56 @@
+"""Shared fixtures: an engine on a fresh SQLite file, and on a fresh PostgreSQL schema when
+``DECISIONING_TEST_POSTGRES_URL`` is set (``.ci/run`` sets it; elsewhere those tests skip)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from decisioning.engine import DecisionEngine
+from decisioning.settings import Settings
+
+POSTGRES_URL = os.environ.get("DECISIONING_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL whose connections use a schema of their own, dropped afterwards."""
+    if not POSTGRES_URL:
+        pytest.skip("DECISIONING_TEST_POSTGRES_URL is not set")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Runs the test once on SQLite and once on PostgreSQL."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+def open_engine(url: str, **overrides: object) -> DecisionEngine:
+    settings = Settings(database_url=url, seed=0, refresh_seconds=0.05, **overrides)  # type: ignore[arg-type]
+    return DecisionEngine.open(settings)
+
+
+@pytest.fixture
+def engine(sqlite_url: str) -> Iterator[DecisionEngine]:
+    decision_engine = open_engine(sqlite_url)
+    yield decision_engine
+    decision_engine.db.dispose()
