@@ -115,16 +115,21 @@ def create_app(settings: Settings | None = None, engine: DecisionEngine | None =
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0]
-        malformed = first.get("type") == "json_invalid"
+        if first.get("type") == "json_invalid":
+            where = first.get("ctx", {}).get("error", "")
+            return JSONResponse(
+                error_body("MALFORMED_JSON", f"the body is not valid JSON: {where}", "body"),
+                status_code=400,
+            )
         details = [{"field": _location(e["loc"]), "message": e["msg"]} for e in errors]
         return JSONResponse(
             error_body(
-                "MALFORMED_JSON" if malformed else "INVALID_INPUT",
+                "INVALID_INPUT",
                 f"{_location(first['loc'])}: {first['msg']}",
                 _location(first["loc"]),
                 details=details,
             ),
-            status_code=400 if malformed else 422,
+            status_code=422,
         )
 
     @app.get("/healthz", tags=["health"])

@@ -5,32 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from decisioning.domain import Channel, EventType, LifecycleStage
-
-MAX_CONTEXT_KEYS = 100
-MAX_CONTEXT_STRING = 256
-MAX_CONTEXT_LIST = 100
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\s]+$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Risk = Literal["R1", "R2", "R3", "R4", "R5"]
-Scalar = (
-    Annotated[str, StringConstraints(max_length=MAX_CONTEXT_STRING)] | bool | int | float | None
-)
-ContextKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-
-
-def _bounded(context: dict[str, Any]) -> dict[str, Any]:
-    if len(context) > MAX_CONTEXT_KEYS:
-        raise ValueError(f"at most {MAX_CONTEXT_KEYS} attributes")
-    return context
-
-
 Context = Annotated[
-    dict[ContextKey, Scalar | Annotated[list[Scalar], Field(max_length=MAX_CONTEXT_LIST)]],
-    AfterValidator(_bounded),
+    dict[str, Any],
+    Field(description="Customer attributes: scalars or lists of scalars (checked by the core)."),
 ]
 
 

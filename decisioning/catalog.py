@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time as monotonic
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, time
 from typing import Any, TypeVar
@@ -26,12 +26,11 @@ from decisioning.domain import (
     QuietHours,
 )
 from decisioning.errors import NotFound
-from decisioning.rules import compile_rule
+from decisioning.rules import RuleCheck, compile_rule
 from decisioning.sql import repositories as repo
 from decisioning.sql.tables import budgets, contact_policy, offers, to_units
 
 T = TypeVar("T")
-RuleCheck = Callable[[Mapping[str, Any]], str | None]
 
 
 # --- documents <-> domain values -----------------------------------------------------------------

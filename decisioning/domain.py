@@ -7,6 +7,7 @@ naming the field, so the API, the CLI and the simulator share one set of checks.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any, Literal, get_args
@@ -226,6 +227,40 @@ class ContactPolicy:
         return max(7, self.offer_window_days if self.offer_max_contacts is not None else 0)
 
 
+MAX_CONTEXT_KEYS = 100
+MAX_CONTEXT_STRING = 256
+MAX_CONTEXT_LIST = 100
+
+
+def _check_scalar_attribute(value: Any, field_name: str) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int | float):
+        check_number(value, field_name)
+    elif isinstance(value, str):
+        if len(value) > MAX_CONTEXT_STRING:
+            raise InvalidInput(f"at most {MAX_CONTEXT_STRING} characters", field=field_name)
+    else:
+        raise InvalidInput("must be a number, string, boolean or null", field=field_name)
+
+
+def check_context(context: Mapping[str, Any], prefix: str = "context") -> None:
+    """Customer attributes are flat: scalars, or lists of scalars (e.g. products held)."""
+    if len(context) > MAX_CONTEXT_KEYS:
+        raise InvalidInput(f"at most {MAX_CONTEXT_KEYS} attributes", field=prefix)
+    for key, value in context.items():
+        name = f"{prefix}.{key}"
+        if not 1 <= len(key) <= ID_MAX:
+            raise InvalidInput(f"attribute names have 1-{ID_MAX} characters", field=name)
+        if isinstance(value, list | tuple):
+            if len(value) > MAX_CONTEXT_LIST:
+                raise InvalidInput(f"at most {MAX_CONTEXT_LIST} items", field=name)
+            for i, item in enumerate(value):
+                _check_scalar_attribute(item, f"{name}[{i}]")
+        else:
+            _check_scalar_attribute(value, name)
+
+
 @dataclass(frozen=True, slots=True)
 class DecisionRequest:
     customer_id: str
@@ -233,6 +268,13 @@ class DecisionRequest:
     placement: str = "default"
     context: dict[str, Any] = field(default_factory=dict)
     limit: int = 1
+
+    def __post_init__(self) -> None:
+        check_id(self.customer_id, "customer_id")
+        check_id(self.placement, "placement")
+        if self.channel not in CHANNELS:
+            raise InvalidInput(f"unknown channel {self.channel!r}", field="channel")
+        check_context(self.context)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from bandits import Policy, draw_slate, make_policy
 from decisioning import budgets as budget_checks
 from decisioning.catalog import CatalogCache, CatalogSnapshot
 from decisioning.contact_policy import allowance
-from decisioning.domain import CHANNELS, Candidate, ChosenOffer, Decision, DecisionRequest
+from decisioning.domain import Candidate, ChosenOffer, Decision, DecisionRequest
 from decisioning.eligibility import CustomerFacts, exclusion_reason
 from decisioning.errors import InvalidInput
 from decisioning.exploration import epsilon_greedy
@@ -123,8 +123,6 @@ class DecisionEngine:
         """Choose up to ``request.limit`` offers for one customer and log the decision."""
         started = monotonic.perf_counter()
         now = now or datetime.now(UTC)
-        if request.channel not in CHANNELS:
-            raise InvalidInput(f"unknown channel {request.channel!r}", field="channel")
         if not 1 <= request.limit <= self.settings.max_limit:
             raise InvalidInput(f"must be within [1, {self.settings.max_limit}]", field="limit")
         catalog = self.catalog.current()

@@ -73,7 +73,7 @@ def get_offer(offer_id: str, engine: EngineDep, _role: Reader) -> dict[str, Any]
 def put_offer(
     offer_id: Id, body: OfferIn, response: Response, engine: EngineDep, _role: Marketer
 ) -> dict[str, Any]:
-    """Create or replace an offer (201 when created); rules are checked before anything is stored."""
+    """Create or replace an offer (201 if new); rules are checked before anything is stored."""
     offer = offer_from_document({"offer_id": offer_id, **body.model_dump()})
     _created(response, _change(engine, lambda c, now: catalog.put_offer(c, offer, now)))
     return offer_to_document(offer)

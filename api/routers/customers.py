@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from api.deps import EngineDep, ProfileWriter, Reader
 from api.schemas import CustomerIn, CustomerOut, Id
+from decisioning.domain import check_context
 from decisioning.eligibility import CustomerFacts
 from decisioning.errors import NotFound
 from decisioning.sql import repositories as repo
@@ -21,6 +22,7 @@ def upsert_customer(
     customer_id: Id, body: CustomerIn, engine: EngineDep, _role: ProfileWriter
 ) -> CustomerOut:
     """Merge attributes into the stored profile; a null removes an attribute."""
+    check_context(body.attributes, prefix="attributes")
     CustomerFacts.of(body.attributes, prefix="attributes")
     with unit_of_work(engine.db) as connection:
         merged = repo.upsert_customer(connection, customer_id, body.attributes, datetime.now(UTC))

@@ -111,9 +111,8 @@ def upsert_campaign(connection: Connection, campaign_id: str, name: str, now: da
 
 
 def list_campaigns(connection: Connection) -> dict[str, str]:
-    return dict(
-        connection.execute(select(campaigns.c.campaign_id, campaigns.c.name)).tuples().all()
-    )
+    rows = connection.execute(select(campaigns.c.campaign_id, campaigns.c.name))
+    return {campaign_id: name for campaign_id, name in rows}
 
 
 def save_budget(

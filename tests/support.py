@@ -1,0 +1,89 @@
+"""Helpers for tests that set up a catalogue and read back what the engine stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from decisioning.catalog import put_budget, put_campaign, put_contact_policy, put_offer
+from decisioning.domain import Budget, ContactPolicy, Offer
+from decisioning.engine import DecisionEngine
+from decisioning.sql.session import unit_of_work
+from decisioning.sql.tables import budgets, contacts, decisions
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+def offer(offer_id: str, **fields: Any) -> Offer:
+    """An offer on the app banner and SMS with neutral defaults, overridable."""
+    values: dict[str, Any] = {
+        "name": offer_id.title(),
+        "product": offer_id,
+        "category": "test",
+        "channels": ("app_banner", "sms"),
+        "value": 100.0,
+        "cost": 1.0,
+    }
+    values.update(fields)
+    return Offer(offer_id=offer_id, **values)
+
+
+def budget(budget_id: str, target: str, amount: float, **fields: Any) -> Budget:
+    values: dict[str, Any] = {
+        "scope": "offer",
+        "kind": "count",
+        "flight_start": NOW - timedelta(days=1),
+        "flight_end": NOW + timedelta(days=30),
+        "pacing": "asap",
+    }
+    values.update(fields)
+    return Budget(budget_id=budget_id, target_id=target, amount=amount, **values)
+
+
+def configure(
+    engine: DecisionEngine,
+    offers: Iterable[Offer] = (),
+    budget_list: Iterable[Budget] = (),
+    policy: ContactPolicy | None = None,
+    campaigns: Iterable[str] = (),
+) -> None:
+    with unit_of_work(engine.db) as connection:
+        for campaign in campaigns:
+            put_campaign(connection, campaign, campaign, NOW)
+        for item in offers:
+            put_offer(connection, item, NOW)
+        for item in budget_list:
+            put_budget(connection, item, NOW)
+        put_contact_policy(connection, policy or ContactPolicy(), NOW)
+    engine.catalog.invalidate()
+
+
+def spent_units(engine: DecisionEngine) -> dict[str, int]:
+    with engine.db.connect() as connection:
+        return {
+            row[0]: row[1]
+            for row in connection.execute(select(budgets.c.budget_id, budgets.c.spent_units))
+        }
+
+
+def logged_decisions(engine: DecisionEngine) -> list[Any]:
+    with engine.db.connect() as connection:
+        return list(connection.execute(select(decisions).order_by(decisions.c.created_at)))
+
+
+def contact_rows(engine: DecisionEngine) -> list[Any]:
+    with engine.db.connect() as connection:
+        return list(connection.execute(select(contacts)))
+
+
+def charges_in_log(engine: DecisionEngine) -> dict[str, int]:
+    """Budget id -> the sum of the charges the decision log records."""
+    total: dict[str, int] = {}
+    for row in logged_decisions(engine):
+        for shown in row.offers:
+            for budget_id, units in shown["charges"].items():
+                total[budget_id] = total.get(budget_id, 0) + units
+    return total
