@@ -1,0 +1,134 @@
+"""Several processes decide for the same customers and offers at once: budgets and caps bind, and
+afterwards no budget is overspent, no cap exceeded, and the log agrees with the counters exactly.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import Counter, defaultdict
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from decisioning.domain import ChannelCaps, ContactPolicy, DecisionRequest
+from decisioning.sql.tables import budgets, customers, to_units
+from tests.conftest import open_engine
+from tests.support import (
+    NOW,
+    budget,
+    charges_in_log,
+    configure,
+    contact_rows,
+    logged_decisions,
+    offer,
+)
+
+PROCESSES = 4
+DECISIONS_PER_PROCESS = 500
+CUSTOMERS = 6
+POLICY = ContactPolicy(
+    channel_caps={"app_banner": ChannelCaps(per_day=2, per_week=8)},
+    total_per_week=9,
+    offer_max_contacts=3,
+    offer_window_days=7,
+)
+CONTEXT = {"age": 40, "risk_tolerance": "C3", "lifecycle": "mature"}
+
+
+def _worker(url: str, seed: int, start: Any, results: Any) -> None:
+    engine = open_engine(url)
+    start.wait()  # every process starts deciding at the same moment
+    shown = 0
+    for i in range(DECISIONS_PER_PROCESS):
+        # All processes walk the same clock, so they collide on the same customer and hour.
+        customer = f"customer-{(i + seed) % CUSTOMERS}"
+        decision = engine.decide(
+            DecisionRequest(customer, "app_banner", context=CONTEXT, limit=2),
+            now=NOW + timedelta(hours=i),
+        )
+        shown += len(decision.offers)
+    engine.db.dispose()
+    results.put(shown)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_budgets_and_caps_hold_across_processes(
+    database: str, request: pytest.FixtureRequest
+) -> None:
+    url = str(request.getfixturevalue(f"{database}_url"))
+    setup = open_engine(url)
+    configure(
+        setup,
+        [
+            offer("loan", value=900.0, cost=2.5),
+            offer("card", value=800.0),
+            offer("fund", value=700.0),
+            offer("deposit", value=10.0),
+        ],
+        [
+            budget("loan-money", "loan", 100.0, kind="money"),
+            budget("card-count", "card", 30),
+            budget("fund-count", "fund", 25),
+        ],
+        policy=POLICY,
+    )
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(PROCESSES), context.Queue()
+    workers = [
+        context.Process(target=_worker, args=(url, seed, start, results))
+        for seed in range(PROCESSES)
+    ]
+    for worker in workers:
+        worker.start()
+    shown = sum(results.get(timeout=300) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+
+    with setup.db.connect() as connection:
+        budget_rows = {r.budget_id: r for r in connection.execute(select(budgets))}
+        decision_counts = dict(
+            (row[0], row[1])
+            for row in connection.execute(
+                select(customers.c.customer_id, customers.c.decision_count)
+            )
+        )
+    # Budgets bind and are never overspent.
+    for row in budget_rows.values():
+        assert 0 <= row.spent_units <= row.amount_units
+    assert budget_rows["loan-money"].spent_units == to_units(100.0)  # 40 contacts x 2.5
+    assert budget_rows["card-count"].spent_units == to_units(30)
+    assert budget_rows["fund-count"].spent_units == to_units(25)
+
+    # The log agrees with the counters exactly.
+    log = logged_decisions(setup)
+    assert len(log) == PROCESSES * DECISIONS_PER_PROCESS
+    assert charges_in_log(setup) == {b: r.spent_units for b, r in budget_rows.items()}
+    contacts = contact_rows(setup)
+    assert len(contacts) == sum(len(row.offers) for row in log) == shown
+    assert decision_counts == dict(Counter(row.customer_id for row in log))
+
+    # No cap is exceeded in any rolling window.
+    by_customer = defaultdict(list)
+    for contact in contacts:
+        by_customer[contact.customer_id].append(contact)
+    for history in by_customer.values():
+        for contact in history:
+            at = contact.contacted_at
+
+            def within(days: float, offer_id: str | None = None) -> int:
+                return sum(
+                    1
+                    for c in history
+                    if at - timedelta(days=days) <= c.contacted_at <= at
+                    and (offer_id is None or c.offer_id == offer_id)
+                )
+
+            assert within(1) <= 2
+            assert within(7) <= 8
+            assert within(7, contact.offer_id) <= 3
+    assert any(c.get("reason") == "BUDGET_EXHAUSTED" for row in log for c in row.candidates)
+    assert any(c.get("reason") == "CHANNEL_DAILY_CAP" for row in log for c in row.candidates)
+    setup.db.dispose()
