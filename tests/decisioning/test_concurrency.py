@@ -116,19 +116,19 @@ def test_budgets_and_caps_hold_across_processes(
         by_customer[contact.customer_id].append(contact)
     for history in by_customer.values():
         for contact in history:
-            at = contact.contacted_at
-
-            def within(days: float, offer_id: str | None = None) -> int:
-                return sum(
-                    1
-                    for c in history
-                    if at - timedelta(days=days) <= c.contacted_at <= at
-                    and (offer_id is None or c.offer_id == offer_id)
-                )
-
-            assert within(1) <= 2
-            assert within(7) <= 8
-            assert within(7, contact.offer_id) <= 3
+            assert _within(history, contact.contacted_at, days=1) <= 2
+            assert _within(history, contact.contacted_at, days=7) <= 8
+            assert _within(history, contact.contacted_at, days=7, offer_id=contact.offer_id) <= 3
     assert any(c.get("reason") == "BUDGET_EXHAUSTED" for row in log for c in row.candidates)
     assert any(c.get("reason") == "CHANNEL_DAILY_CAP" for row in log for c in row.candidates)
     setup.db.dispose()
+
+
+def _within(history: list[Any], at: Any, *, days: float, offer_id: str | None = None) -> int:
+    """Contacts in the window of ``days`` that ends at ``at`` (inclusive, as the engine counts)."""
+    return sum(
+        1
+        for c in history
+        if at - timedelta(days=days) <= c.contacted_at <= at
+        and (offer_id is None or c.offer_id == offer_id)
+    )
