@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.routers import catalog, customers, decisions, events, keys
+from api.schemas import UNION_TAGS
 from api.security import KeyCache
 from decisioning.engine import DecisionEngine
 from decisioning.errors import (
@@ -83,7 +84,7 @@ async def _no_receive() -> Message:
 
 
 def _location(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p != "body"]
+    parts = [str(p) for p in loc if p not in ("body", "[key]") and p not in UNION_TAGS]
     path = ""
     for part in parts:
         path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)

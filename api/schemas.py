@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag
 
 from decisioning.domain import Channel, EventType, LifecycleStage
 
@@ -77,6 +77,18 @@ class EventIn(Body):
 
 class EventBatchIn(Body):
     events: list[EventIn] = Field(min_length=1, max_length=1000)
+
+
+def _event_shape(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "events" in value else "event"
+
+
+UNION_TAGS = frozenset({"event", "batch"})
+"""Tags of tagged unions: not part of a field's path in error messages."""
+Events = Annotated[
+    Annotated[EventIn, Tag("event")] | Annotated[EventBatchIn, Tag("batch")],
+    Discriminator(_event_shape),
+]
 
 
 class EventReceiptOut(Body):

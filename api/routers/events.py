@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter
 
 from api.deps import Channel, EngineDep
-from api.schemas import EventBatchIn, EventIn, EventReceiptOut
+from api.schemas import EventBatchIn, EventReceiptOut, Events
 from decisioning.domain import Event
 from decisioning.events import record_events
 from decisioning.sql.session import unit_of_work
@@ -16,7 +16,7 @@ router = APIRouter(tags=["events"])
 
 
 @router.post("/events", response_model=EventReceiptOut)
-def post_events(body: EventBatchIn | EventIn, engine: EngineDep, _role: Channel) -> EventReceiptOut:
+def post_events(body: Events, engine: EngineDep, _role: Channel) -> EventReceiptOut:
     """Store the events durably before answering; a replayed ``event_id`` counts as a duplicate."""
     now = datetime.now(UTC)
     items = body.events if isinstance(body, EventBatchIn) else [body]

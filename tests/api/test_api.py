@@ -1,0 +1,445 @@
+"""The HTTP contract: roles, the decision and event calls, catalogue CRUD, and bad input that
+gets a 4xx naming the field while nothing stored changes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from api.app import create_app
+from api.security import create_key
+from decisioning.engine import DecisionEngine
+from decisioning.sql.tables import budgets, decisions, events, offers
+from tests.conftest import open_engine
+from tests.support import configure, offer
+
+CONTEXT = {"age": 40, "risk_tolerance": "C3", "lifecycle": "mature"}
+OFFER_BODY = {
+    "name": "Card",
+    "product": "card",
+    "category": "cards",
+    "channels": ["sms"],
+    "value": 10,
+}
+
+
+class Api:
+    """A test client with one key per role."""
+
+    def __init__(self, engine: DecisionEngine) -> None:
+        self.engine = engine
+        self.client = TestClient(create_app(engine.settings, engine))
+        self.keys = {
+            role: create_key(engine.db, role)
+            for role in ("channel", "marketer", "analyst", "admin")
+        }
+
+    def call(self, method: str, path: str, role: str | None = "channel", **kwargs: Any) -> Any:
+        headers = kwargs.pop("headers", {})
+        if role is not None:
+            headers["Authorization"] = f"Bearer {self.keys[role]}"
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def decide(self, **body: Any) -> Any:
+        return self.call(
+            "POST",
+            "/v1/decisions",
+            json={"customer_id": "c-1", "channel": "sms", "context": CONTEXT, **body},
+        )
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.db.connect() as connection:
+            return {
+                t.name: int(connection.execute(select(func.count()).select_from(t)).scalar_one())
+                for t in (offers, budgets, decisions, events)
+            }
+
+
+@pytest.fixture
+def api(sqlite_url: str) -> Iterator[Api]:
+    engine = open_engine(sqlite_url)
+    configure(engine, [offer("loan", value=500.0), offer("card", value=100.0)])
+    yield Api(engine)
+    engine.db.dispose()
+
+
+def test_decision_contract(api: Api) -> None:
+    response = api.decide(limit=2, explain=True)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) >= {"decision_id", "offers", "policy", "policy_version", "latency_ms"}
+    assert [o["rank"] for o in body["offers"]] == [1, 2]
+    for shown in body["offers"]:
+        assert set(shown) >= {"offer_id", "rank", "score", "propensity"}
+        assert 0 < shown["propensity"] <= 1
+    assert {c["offer_id"] for c in body["candidates"]} == {"loan", "card"}
+    logged = api.call("GET", f"/v1/decisions/{body['decision_id']}", role="analyst").json()
+    assert [o["offer_id"] for o in logged["offers"]] == [o["offer_id"] for o in body["offers"]]
+
+
+def test_empty_offers_is_a_valid_answer(api: Api) -> None:
+    response = api.decide(
+        context={"age": 40}
+    )  # no risk assessment, both offers are R1 ... still fine
+    assert response.status_code == 200
+    response = api.decide(channel="rm_call")
+    assert response.status_code == 200 and response.json()["offers"] == []
+
+
+def test_events_single_batch_and_replay(api: Api) -> None:
+    decision = api.decide().json()
+    offer_id = decision["offers"][0]["offer_id"]
+    one = {
+        "event_id": "e-1",
+        "decision_id": decision["decision_id"],
+        "offer_id": offer_id,
+        "type": "click",
+    }
+    assert api.call("POST", "/v1/events", json=one).json() == {"stored": 1, "duplicates": 0}
+    batch = {"events": [one, {**one, "event_id": "e-2", "type": "convert", "value": 120.5}]}
+    assert api.call("POST", "/v1/events", json=batch).json() == {"stored": 1, "duplicates": 1}
+    assert api.counts()["events"] == 2
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "path", "status"),
+    [
+        (None, "POST", "/v1/decisions", 401),
+        ("analyst", "POST", "/v1/decisions", 403),
+        ("marketer", "POST", "/v1/events", 403),
+        ("channel", "PUT", "/v1/offers/x", 403),
+        ("analyst", "PUT", "/v1/offers/x", 403),
+        ("channel", "POST", "/v1/keys", 403),
+        ("marketer", "POST", "/v1/keys", 403),
+    ],
+)
+def test_roles(api: Api, role: str | None, method: str, path: str, status: int) -> None:
+    assert api.call(method, path, role=role, json={}).status_code == status
+
+
+def test_unknown_key_is_rejected(api: Api) -> None:
+    response = api.call(
+        "POST", "/v1/decisions", role=None, headers={"Authorization": "Bearer dk_nope"}, json={}
+    )
+    assert response.status_code == 401 and response.json()["error"]["field"] == "Authorization"
+
+
+def test_offer_crud_and_the_decision_sees_it(api: Api) -> None:
+    assert api.call("PUT", "/v1/offers/card-2", role="marketer", json=OFFER_BODY).status_code == 201
+    assert (
+        api.call(
+            "PUT", "/v1/offers/card-2", role="marketer", json={**OFFER_BODY, "value": 5000}
+        ).status_code
+        == 200
+    )
+    assert api.call("GET", "/v1/offers/card-2", role="analyst").json()["value"] == 5000
+    assert "card-2" in {o["offer_id"] for o in api.call("GET", "/v1/offers", role="analyst").json()}
+    assert api.decide().json()["offers"][0]["offer_id"] == "card-2"  # this worker sees it at once
+    assert api.call("DELETE", "/v1/offers/card-2", role="marketer").status_code == 204
+    assert api.call("GET", "/v1/offers/card-2", role="analyst").status_code == 404
+
+
+def test_budget_and_contact_policy_round_trip(api: Api) -> None:
+    budget = {
+        "scope": "offer",
+        "target_id": "loan",
+        "kind": "count",
+        "amount": 2,
+        "flight_start": "2020-01-01T00:00:00Z",
+        "flight_end": "2100-01-01T00:00:00Z",
+        "pacing": "asap",
+    }
+    created = api.call("PUT", "/v1/budgets/loan-b", role="marketer", json=budget)
+    assert created.status_code == 201 and created.json()["remaining"] == 2
+    for i in range(3):
+        api.decide(customer_id=f"c-{i}")
+    state = api.call("GET", "/v1/budgets/loan-b", role="analyst").json()
+    assert state["spent"] == 2 and state["remaining"] == 0
+    policy = {
+        "channel_caps": {"sms": {"per_day": 1, "per_week": None}},
+        "total_per_week": 5,
+        "offer_max_contacts": None,
+        "offer_window_days": 7,
+        "refusal_cooldown_days": 14,
+        "quiet_hours": {"sms": {"start": "21:00", "end": "08:00"}},
+    }
+    assert api.call("PUT", "/v1/contact-policy", role="marketer", json=policy).json() == policy
+    assert api.call("GET", "/v1/contact-policy", role="analyst").json() == policy
+
+
+def test_profile_attributes_merge_under_the_request_context(api: Api) -> None:
+    api.call(
+        "PUT",
+        "/v1/offers/fund",
+        role="marketer",
+        json={**OFFER_BODY, "product": "fund", "risk_level": "R4", "value": 9000},
+    )
+    profile = api.call(
+        "PUT", "/v1/customers/c-9", json={"attributes": {"risk_tolerance": "C5", "age": 50}}
+    )
+    assert profile.status_code == 200
+    assert api.decide(customer_id="c-9", context={}).json()["offers"][0]["offer_id"] == "fund"
+    overridden = api.decide(
+        customer_id="c-9", context={"risk_tolerance": "C1"}, explain=True
+    ).json()
+    assert {c["offer_id"]: c["reason"] for c in overridden["candidates"]}[
+        "fund"
+    ] == "UNSUITABLE_RISK"
+
+
+BAD_REQUESTS = [
+    # (method, path, role, raw body, status, field)
+    ("POST", "/v1/decisions", "channel", '{"customer_id": "c-1", "channel": "sms"', 400, "body"),
+    (
+        "POST",
+        "/v1/decisions",
+        "channel",
+        '{"customer_id": "c-1", "channel": "fax"}',
+        422,
+        "channel",
+    ),
+    (
+        "POST",
+        "/v1/decisions",
+        "channel",
+        '{"customer_id": "c-1", "channel": "sms", "x": 1}',
+        422,
+        "x",
+    ),
+    ("POST", "/v1/decisions", "channel", '{"channel": "sms"}', 422, "customer_id"),
+    (
+        "POST",
+        "/v1/decisions",
+        "channel",
+        '{"customer_id": "c-1", "channel": "sms", "limit": 0}',
+        422,
+        "limit",
+    ),
+    (
+        "POST",
+        "/v1/decisions",
+        "channel",
+        '{"customer_id": "c-1", "channel": "sms", "context": {"a": NaN}}',
+        422,
+        "context.a",
+    ),
+    (
+        "POST",
+        "/v1/decisions",
+        "channel",
+        '{"customer_id": "c-1", "channel": "sms", "context": {"a": Infinity}}',
+        422,
+        "context.a",
+    ),
+    (
+        "POST",
+        "/v1/decisions",
+        "channel",
+        '{"customer_id": "c-1", "channel": "sms", "context": {"a": {"b": 1}}}',
+        422,
+        "context.a",
+    ),
+    (
+        "POST",
+        "/v1/decisions",
+        "channel",
+        json.dumps(
+            {"customer_id": "c-1", "channel": "sms", "context": {f"k{i}": i for i in range(101)}}
+        ),
+        422,
+        "context",
+    ),
+    (
+        "POST",
+        "/v1/decisions",
+        "channel",
+        json.dumps({"customer_id": "c-1", "channel": "sms", "context": {"risk_tolerance": "C9"}}),
+        422,
+        "context.risk_tolerance",
+    ),
+    (
+        "POST",
+        "/v1/events",
+        "channel",
+        '{"event_id": "e", "decision_id": "nope", "offer_id": "loan", "type": "click"}',
+        422,
+        "events[0].decision_id",
+    ),
+    (
+        "POST",
+        "/v1/events",
+        "channel",
+        '{"event_id": "e", "decision_id": "d", "offer_id": "loan", "type": "buy"}',
+        422,
+        "type",
+    ),
+    (
+        "PUT",
+        "/v1/offers/bad",
+        "marketer",
+        json.dumps({**OFFER_BODY, "eligibility": {"attr": "age", "op": "~", "value": 1}}),
+        422,
+        "eligibility.op",
+    ),
+    ("PUT", "/v1/offers/bad", "marketer", json.dumps({**OFFER_BODY, "value": -1}), 422, "value"),
+    (
+        "PUT",
+        "/v1/offers/bad",
+        "marketer",
+        json.dumps({**OFFER_BODY, "campaign_id": "ghost"}),
+        422,
+        "campaign_id",
+    ),
+    (
+        "PUT",
+        "/v1/offers/bad",
+        "marketer",
+        '{"name": "x", "product": "p", "category": "c", "channels": ["sms"], "value": NaN}',
+        422,
+        "value",
+    ),
+    (
+        "PUT",
+        "/v1/budgets/b",
+        "marketer",
+        json.dumps(
+            {
+                "scope": "offer",
+                "target_id": "loan",
+                "kind": "count",
+                "amount": 5,
+                "flight_start": "2026-02-01T00:00:00Z",
+                "flight_end": "2026-01-01T00:00:00Z",
+            }
+        ),
+        422,
+        "flight_end",
+    ),
+    (
+        "PUT",
+        "/v1/budgets/b",
+        "marketer",
+        json.dumps(
+            {
+                "scope": "offer",
+                "target_id": "ghost",
+                "kind": "count",
+                "amount": 5,
+                "flight_start": "2026-01-01T00:00:00Z",
+                "flight_end": "2026-02-01T00:00:00Z",
+            }
+        ),
+        422,
+        "target_id",
+    ),
+    (
+        "PUT",
+        "/v1/budgets/b",
+        "marketer",
+        json.dumps(
+            {
+                "scope": "offer",
+                "target_id": "loan",
+                "kind": "count",
+                "amount": 5,
+                "flight_start": "2026-01-01T00:00:00",
+                "flight_end": "2026-02-01T00:00:00Z",
+            }
+        ),
+        422,
+        "flight_start",
+    ),
+    (
+        "PUT",
+        "/v1/contact-policy",
+        "marketer",
+        '{"channel_caps": {"fax": {"per_day": 1}}}',
+        422,
+        "channel_caps.fax",
+    ),
+    (
+        "PUT",
+        "/v1/contact-policy",
+        "marketer",
+        '{"quiet_hours": {"sms": {"start": "25:00", "end": "08:00"}}}',
+        422,
+        "quiet_hours.sms.start",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "role", "raw", "status", "field"), BAD_REQUESTS)
+def test_bad_input_names_the_field_and_changes_nothing(
+    api: Api, method: str, path: str, role: str, raw: str, status: int, field: str
+) -> None:
+    before = api.counts()
+    policy_before = api.call("GET", "/v1/contact-policy", role="analyst").json()
+    response = api.call(
+        method, path, role=role, content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["field"] == field
+    assert api.counts() == before
+    assert api.call("GET", "/v1/contact-policy", role="analyst").json() == policy_before
+
+
+def test_oversized_body_is_413(api: Api) -> None:
+    response = api.call(
+        "POST",
+        "/v1/events",
+        content=b"[" + b" " * (3 * 1024 * 1024) + b"]",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+
+
+def test_health_and_openapi(api: Api) -> None:
+    assert api.call("GET", "/healthz", role=None).json() == {"status": "ok"}
+    paths = api.call("GET", "/openapi.json", role=None).json()["paths"]
+    assert {
+        "/v1/decisions",
+        "/v1/events",
+        "/v1/offers/{offer_id}",
+        "/v1/budgets/{budget_id}",
+    } <= set(paths)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.fixed_dictionaries(
+        {},
+        optional={
+            "customer_id": json_values | st.text(max_size=70),
+            "channel": st.sampled_from(["sms", "app_banner", "fax"]) | json_values,
+            "context": json_values,
+            "limit": json_values,
+            "placement": json_values,
+        },
+    )
+)
+def test_no_decision_body_gives_a_server_error(api: Api, body: dict[str, Any]) -> None:
+    response = api.call(
+        "POST",
+        "/v1/decisions",
+        content=json.dumps(body, allow_nan=True),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code in (200, 400, 422), response.text
