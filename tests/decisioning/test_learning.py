@@ -1,0 +1,62 @@
+"""The learner replays closed decisions with their rewards, publishes numbered snapshots, and the
+engine decides with the newest one."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from decisioning.domain import DecisionRequest, Event
+from decisioning.errors import InvalidInput
+from decisioning.events import record_events
+from decisioning.learning import Learner, RewardDefinition
+from decisioning.sql.session import unit_of_work
+from tests.conftest import open_engine
+from tests.support import NOW, configure, offer
+
+
+def test_reward_definitions() -> None:
+    at = NOW
+    late = NOW + timedelta(hours=30)
+    accept = RewardDefinition("accept", timedelta(hours=24))
+    assert accept.reward([("click", 0.0, at)], at, 1.0) == 0.0
+    assert accept.reward([("accept", 0.0, at)], at, 1.0) == 1.0
+    assert accept.reward([("accept", 0.0, late)], at, 1.0) == 0.0  # outside the window
+    value = RewardDefinition("value_minus_cost", timedelta(hours=48))
+    assert value.reward([("convert", 120.0, at), ("convert", 30.0, late)], at, 2.0) == 148.0
+    with pytest.raises(InvalidInput):
+        RewardDefinition("accept", timedelta(0))
+
+
+def test_learner_moves_the_engine_toward_the_accepted_offer(sqlite_url: str) -> None:
+    engine = open_engine(sqlite_url, epsilon=0.5)
+    configure(engine, [offer("loved", value=100.0), offer("ignored", value=100.0)])
+    learner = Learner(
+        engine, "beta-bernoulli", default_reward=RewardDefinition("accept", timedelta(hours=1))
+    )
+    for i in range(200):
+        at = NOW + timedelta(minutes=i)
+        decision = engine.decide(DecisionRequest(f"c-{i}", "app_banner", context={}), now=at)
+        shown = decision.offers[0].offer_id
+        if shown == "loved":
+            with unit_of_work(engine.db) as connection:
+                record_events(
+                    connection,
+                    [Event(f"e-{i}", decision.decision_id, shown, "accept", at)],
+                    engine.catalog.current().contact_policy,
+                    at,
+                )
+    assert learner.run_once(now=NOW + timedelta(minutes=30)) == 0  # no window has closed yet
+    assert learner.run_once(now=NOW + timedelta(minutes=100)) == 41  # minutes 0..40 have closed
+    assert learner.run_once(now=NOW + timedelta(hours=10)) == 159  # each decision once ...
+    assert learner.run_once(now=NOW + timedelta(hours=11)) == 0  # ... and is not learnt again
+    engine.policies.invalidate()
+    policy, version = engine.policies.current("beta-bernoulli")
+    assert version >= 1
+    scores = policy.score_one({}, {"loved": {}, "ignored": {}})
+    assert scores["loved"] > 0.5 > scores["ignored"]
+    decision = engine.decide(
+        DecisionRequest("c-new", "app_banner", context={}), now=NOW + timedelta(hours=12)
+    )
+    assert decision.policy_version == version
