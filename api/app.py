@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,6 +23,7 @@ from decisioning.errors import (
     NotFound,
     Unauthorized,
 )
+from decisioning.learning import BackgroundLearner, Learner
 from decisioning.settings import Settings
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a full batch of 1,000 events fits with room to spare
@@ -95,7 +98,21 @@ def create_app(settings: Settings | None = None, engine: DecisionEngine | None =
     """The service; ``engine`` defaults to one opened (and migrated) from ``settings``."""
     settings = settings or Settings()
     engine = engine or DecisionEngine.open(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        learner = None
+        if settings.runs_embedded_learner:
+            learner = BackgroundLearner(
+                Learner(engine, settings.default_policy), settings.learner_interval_seconds
+            )
+            learner.start()
+        yield
+        if learner is not None:
+            learner.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="decisioning",
         version="0.1.0",
         description="Next-best-offer decisions, outcome events and catalogue for retail banks.",

@@ -76,6 +76,27 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _learn(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+    from datetime import timedelta
+
+    from decisioning.engine import DecisionEngine
+    from decisioning.learning import Learner, RewardDefinition
+
+    engine = DecisionEngine.open(settings)
+    learner = Learner(
+        engine,
+        args.policy or settings.default_policy,
+        default_reward=RewardDefinition(args.reward, timedelta(hours=args.window_hours)),
+    )
+    while True:
+        learnt = learner.run_once()
+        print(f"learnt {learnt} rounds", flush=True)
+        if args.once:
+            return 0
+        time.sleep(args.interval)
+
+
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from decisioning import bench
 
@@ -109,6 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--name", default="")
     create.set_defaults(run=_keys)
+
+    learn = commands.add_parser("learn", help="run the learner: replay closed decisions, publish")
+    learn.add_argument("--policy", default=None, help="registered policy name (default: settings)")
+    learn.add_argument(
+        "--reward", default="accept", choices=["click", "accept", "convert", "value_minus_cost"]
+    )
+    learn.add_argument("--window-hours", type=float, default=24.0, help="attribution window")
+    learn.add_argument("--interval", type=float, default=10.0, help="seconds between runs")
+    learn.add_argument("--once", action="store_true", help="run once and exit")
+    learn.set_defaults(run=_learn)
 
     bench_parser = commands.add_parser("bench", help="benchmarks that print a table")
     bench_parser.add_argument("target", choices=["decide", "http"])

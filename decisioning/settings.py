@@ -38,6 +38,19 @@ class Settings(BaseSettings):
         default=10, ge=1, le=100, description="Most offers one decision returns."
     )
     seed: int | None = Field(default=None, description="Seeds exploration (tests, simulations).")
+    embedded_learner: bool | None = Field(
+        default=None,
+        description="Run the learner inside the API process; unset: on for SQLite, off otherwise.",
+    )
+    learner_interval_seconds: float = Field(
+        default=10.0, gt=0, description="How often the learner publishes a new snapshot."
+    )
+
+    @property
+    def runs_embedded_learner(self) -> bool:
+        if self.embedded_learner is not None:
+            return self.embedded_learner
+        return self.url.startswith("sqlite")
 
     @cached_property
     def url(self) -> str:
