@@ -233,8 +233,7 @@ class PopulationSpec:
     def lifecycle_shares(self) -> tuple[float, ...]:
         """Marginal P(lifecycle) = sum over groups of P(group) P(lifecycle | group)."""
         return tuple(
-            float(v)
-            for v in np.asarray(self.group_shares) @ np.asarray(self.lifecycle_given_group)
+            float(v) for v in np.asarray(self.group_shares) @ np.asarray(self.lifecycle_given_group)
         )
 
     def holding_probability(self, product: str, tier: int, group: int, lifecycle: int) -> float:
@@ -506,9 +505,7 @@ def _draw_aum(rng: np.random.Generator, tier: CodeArray, spec: PopulationSpec) -
     aum[mass] = np.clip(np.exp(mu + sigma * ndtri(u)), b[0], np.nextafter(b[1], 0.0))
     for code in (1, 2):
         sel = tier == code
-        aum[sel] = _truncated_pareto(
-            rng, int(sel.sum()), b[code], b[code + 1], spec.pareto_alpha
-        )
+        aum[sel] = _truncated_pareto(rng, int(sel.sum()), b[code], b[code + 1], spec.pareto_alpha)
     return np.round(aum, 2)
 
 
