@@ -480,12 +480,21 @@ class World:
         return idx.astype(np.int64, copy=False)
 
     def offer_indices(self, offer_ids: str | Sequence[str] | NDArray[Any], m: int) -> IntArray:
-        """Offer positions in the catalogue for ``offer_ids`` (one id is broadcast to ``m``)."""
+        """Offer positions in the catalogue, shape (m,).
+
+        ``offer_ids`` is one id (broadcast to ``m``), ``m`` ids, or ``m`` integer positions in
+        ``catalog.offers`` (the fast path for large mixed batches).
+        """
         if isinstance(offer_ids, str):
             return np.full(m, self._index_of(offer_ids), dtype=np.int64)
         ids = np.asarray(offer_ids)
         if ids.shape != (m,):
             raise ValueError(f"offer_ids must have shape ({m},) like customer_idx, got {ids.shape}")
+        if np.issubdtype(ids.dtype, np.integer):
+            k = len(self.catalog.offers)
+            if m and (ids.min() < 0 or ids.max() >= k):
+                raise ValueError(f"offer_ids given as positions must be within [0, {k})")
+            return ids.astype(np.int64, copy=False)
         unique, inverse = np.unique(ids, return_inverse=True)
         codes = np.array([self._index_of(str(u)) for u in unique], dtype=np.int64)
         return codes[inverse.reshape(-1)]
@@ -516,7 +525,9 @@ class World:
         recent = self._recent[c, ch].astype(np.float64) * decay
         return recent, self._ignored[c, ch].astype(np.int64)
 
-    def eligible(self, customer_idx: ArrayLike, offer_ids: str | Sequence[str]) -> BoolArray:
+    def eligible(
+        self, customer_idx: ArrayLike, offer_ids: str | Sequence[str] | NDArray[Any]
+    ) -> BoolArray:
         """Whether a sale is possible at all: suitable, not held, allowed by the hint."""
         c = self._customers(customer_idx)
         return self._eligible(c, self.offer_indices(offer_ids, c.shape[0]))
@@ -604,7 +615,7 @@ class World:
     def conversion_probability(
         self,
         customer_idx: ArrayLike,
-        offer_ids: str | Sequence[str],
+        offer_ids: str | Sequence[str] | NDArray[Any],
         channel: str,
         contacted: bool = True,
         contacts_so_far: ArrayLike | None = None,
@@ -638,7 +649,7 @@ class World:
     def uplift(
         self,
         customer_idx: ArrayLike,
-        offer_ids: str | Sequence[str],
+        offer_ids: str | Sequence[str] | NDArray[Any],
         channel: str,
         contacts_so_far: ArrayLike | None = None,
         ignored_by_channel: ArrayLike | None = None,
@@ -676,7 +687,7 @@ class World:
     def respond(
         self,
         customer_idx: ArrayLike,
-        offer_ids: str | Sequence[str],
+        offer_ids: str | Sequence[str] | NDArray[Any],
         channel: str,
         day: int,
         contacted: bool = True,
@@ -704,7 +715,7 @@ class World:
             delivered = np.zeros(m, dtype=bool)
         rng = self._rng
         u_seen, u_convert, u_click, u_refuse, u_delay = rng.random((5, m))
-        # P(seen | delivered) = seen / reachable-part; seen already carries the reach gate.
+        # ``seen`` is already 0 for customers the channel cannot reach (eq. 4).
         impression = delivered & (u_seen < seen)
         p_convert = np.where(impression, p_seen, p0)
         converted = u_convert < p_convert

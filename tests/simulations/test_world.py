@@ -264,6 +264,21 @@ def test_mixed_offers_in_one_batch(world: World) -> None:
     for i, offer_id in enumerate(offers):
         single = world.conversion_probability(idx[i : i + 1], offer_id, "sms")
         assert mixed[i] == single[0]
+    positions = np.array([DEFAULT_CATALOG.offer_index(o) for o in offers])
+    np.testing.assert_array_equal(world.conversion_probability(idx, positions, "sms"), mixed)
+    with pytest.raises(ValueError, match="positions"):
+        world.conversion_probability(idx, positions + len(DEFAULT_CATALOG.offers), "sms")
+
+
+def test_catalogue_documents_load_into_the_engine() -> None:
+    from decisioning.catalog import offer_from_document
+
+    for spec in DEFAULT_CATALOG.offers:
+        for channel in spec.channels:
+            offer = offer_from_document(spec.to_document(channel))
+            assert offer.offer_id == spec.offer_id and offer.risk_level == spec.risk_level
+            assert offer.cost == pytest.approx(DEFAULT_CATALOG.contact_cost(spec.offer_id, channel))
+            assert offer.lifecycle_stages == spec.hint.lifecycle_stages
 
 
 def test_bad_arguments_are_named(world: World, pop: Population) -> None:
