@@ -663,6 +663,21 @@ class World:
         p0, p1, _, _ = self._probabilities(c, o, ch, recent, ignored, day)
         return p1 - p0
 
+    def disengaged(self, customer_idx: ArrayLike, min_streak: int = 3) -> BoolArray:
+        """Customers who ignored every channel they were tried on, ``min_streak`` times in a row.
+
+        At least two channels must have been tried. Such a customer is drifting away and calls
+        for a win-back offer (DESIGN.md, "The bank behind the simulations"); the runner may move
+        them to ``churn_risk`` in the context it sends. The truth itself does not change.
+        """
+        if min_streak < 1:
+            raise ValueError(f"min_streak must be >= 1, got {min_streak}")
+        c = self._customers(customer_idx)
+        tried = self._recent[c] > 0
+        ignoring = (self._ignored[c] >= min_streak) | ~tried
+        result: BoolArray = ignoring.all(axis=1) & (tried.sum(axis=1) >= 2)
+        return result
+
     def _state_or_given(
         self,
         c: IntArray,

@@ -208,6 +208,25 @@ def test_ignored_channel_gets_ignored_more(world: World) -> None:
     assert r.impression[never].mean() < r.impression[streak == 0].mean()
 
 
+def test_customers_who_ignore_every_channel_are_disengaged(world: World) -> None:
+    idx = everyone()
+    sample = idx[world.eligible(idx, "credit_card_cashback") & ~world.population.app_user][:5_000]
+    assert not world.disengaged(sample).any()
+    for day in range(3):
+        world.respond(sample, "credit_card_cashback", "sms", day=day)
+        world.respond(sample, "credit_card_cashback", "email", day=day)
+    _, sms_streak = world.channel_state(sample, "sms", day=3)
+    _, email_streak = world.channel_state(sample, "email", day=3)
+    expected = (sms_streak >= 3) & (email_streak >= 3)
+    np.testing.assert_array_equal(world.disengaged(sample), expected)
+    assert expected.any() and not expected.all()
+    # One channel alone is not enough to call a customer disengaged.
+    fresh = World(world.population, seed=6)
+    for day in range(4):
+        fresh.respond(sample, "credit_card_cashback", "sms", day=day)
+    assert not fresh.disengaged(sample).any()
+
+
 def test_rm_calls_have_a_daily_capacity_and_serve_only_affluent_and_private(
     world: World,
 ) -> None:
