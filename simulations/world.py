@@ -305,7 +305,7 @@ DEFAULT_RESPONSE: Final[ResponseSpec] = ResponseSpec(
                 base_logit=-4.0,
                 effect=1.6,
                 lifecycle_appeal=(0.0, -0.3, -0.5, 0.5),
-                effect_by_lifecycle=(0.0, 0.3, -0.6, 1.0),
+                effect_by_lifecycle=(0.0, 0.3, -1.0, 1.0),
                 mean_delay_days=3.0,
             ),
         ),

@@ -109,8 +109,12 @@ def test_drawn_conversions_match_the_truth_and_show_negative_uplift(world: World
     mature = np.flatnonzero(winback & (pop.lifecycle == LIFECYCLES.index("mature")))
     half = mature.shape[0] // 2
     treated, control = mature[:half], mature[half:]
-    rt = world.respond(treated, "winback_bonus", "call_centre", day=0)
-    rc = world.respond(control, "winback_bonus", "call_centre", day=0, contacted=False)
+    # The design has the power it needs: the true uplift is at least 6 standard errors.
+    true_uplift = world.uplift(treated, "winback_bonus", "sms").mean()
+    p0 = world.conversion_probability(control, "winback_bonus", "sms", contacted=False).mean()
+    assert true_uplift / math.sqrt(2 * p0 * (1 - p0) / half) < -6
+    rt = world.respond(treated, "winback_bonus", "sms", day=0)
+    rc = world.respond(control, "winback_bonus", "sms", day=0, contacted=False)
     assert_draws_match(rt.converted, rt.p_contacted, "treated conversions")
     assert_draws_match(rc.converted, rc.p_not_contacted, "control conversions")
     assert not rc.delivered.any() and not rc.impression.any()
