@@ -26,7 +26,11 @@ an assumption) and negative where the multiplier is negative: a win-back offer s
 loyal customer reminds them to shop around ("sleeping dogs", Radcliffe & Surry 2011, "Real-world
 uplift modelling with significance-based uplift trees"). Where a sale is impossible both
 probabilities are 0: the product's risk level exceeds the customer's tolerance (suitability),
-the customer already holds it, or the bank's eligibility hint refuses it.
+the customer already holds it, or the bank's eligibility hint refuses it. Wear-out makes
+over-contact costly: enough recent contacts turn any uplift negative.
+
+"Conversion" means taking the product up; for the win-back offer it means renewed qualifying
+activity (the bonus claimed), which loyal customers show organically too.
 
 Structure and signs are the modelling choices; all numbers in :data:`DEFAULT_RESPONSE` are
 assumptions chosen to give organic 30-day take-up of about 0.3-1.5 % among eligible customers
