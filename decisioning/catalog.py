@@ -16,16 +16,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from decisioning.domain import (
-    CHANNELS,
-    Budget,
-    ChannelCaps,
-    ContactPolicy,
-    InvalidInput,
-    Offer,
-    QuietHours,
-)
-from decisioning.errors import NotFound
+from decisioning.domain import CHANNELS, Budget, ChannelCaps, ContactPolicy, Offer, QuietHours
+from decisioning.errors import InvalidInput, NotFound
 from decisioning.rules import RuleCheck, compile_rule
 from decisioning.sql import repositories as repo
 from decisioning.sql.tables import budgets, contact_policy, offers, to_units
@@ -46,7 +38,7 @@ def _parse_datetime(value: Any, field_name: str) -> datetime | None:
 
 
 def _from_document(cls: type[T], document: Mapping[str, Any], datetimes: tuple[str, ...]) -> T:
-    names = {f.name for f in fields(cls)} - {"rule"}  # type: ignore[arg-type]
+    names = {f.name for f in fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = sorted(set(document) - names)
     if unknown:
         raise InvalidInput("unknown field", field=unknown[0])
@@ -67,7 +59,7 @@ def _from_document(cls: type[T], document: Mapping[str, Any], datetimes: tuple[s
 def _to_document(value: Any) -> dict[str, Any]:
     document: dict[str, Any] = {}
     for f in fields(value):
-        if f.name == "rule":
+        if not f.init:
             continue
         item = getattr(value, f.name)
         if isinstance(item, datetime):
@@ -167,7 +159,7 @@ class CatalogSnapshot:
     version: int
     offers: dict[str, Offer]
     offers_by_channel: dict[str, tuple[Offer, ...]]
-    rule_checks: dict[str, RuleCheck]
+    checks_by_channel: dict[str, tuple[tuple[Offer, RuleCheck | None], ...]]
     budgets: dict[str, Budget]
     budgets_by_offer: dict[str, tuple[Budget, ...]]
     contact_policy: ContactPolicy
@@ -213,12 +205,14 @@ class CatalogSnapshot:
             )
             for o in offer_list
         }
+        rule_checks = {o.offer_id: compile_rule(o.rule) for o in offer_list if o.rule is not None}
         return cls(
             version=version,
             offers={o.offer_id: o for o in offer_list},
             offers_by_channel=by_channel,
-            rule_checks={
-                o.offer_id: compile_rule(o.rule) for o in offer_list if o.rule is not None
+            checks_by_channel={
+                channel: tuple((o, rule_checks.get(o.offer_id)) for o in channel_offers)
+                for channel, channel_offers in by_channel.items()
             },
             budgets={b.budget_id: b for b in budget_list},
             budgets_by_offer=budgets_by_offer,

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 from decisioning.errors import InvalidInput
 from decisioning.rules import Rule, RuleError, parse_rule
@@ -77,7 +77,9 @@ class Offer:
     lifecycle_stages: tuple[str, ...] = ()
     eligibility: dict[str, Any] | None = None
     campaign_id: str | None = None
-    rule: Rule | None = field(default=None, compare=False, repr=False)
+    # Derived once here so the hot path reads them instead of parsing per decision.
+    rule: Rule | None = field(default=None, init=False, compare=False, repr=False)
+    risk: int = field(default=1, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         check_id(self.offer_id, "offer_id")
@@ -99,7 +101,7 @@ class Offer:
         check_number(self.value, "value", minimum=0.0)
         check_number(self.cost, "cost", minimum=0.0)
         check_number(self.weight, "weight", minimum=0.0)
-        risk_number(self.risk_level, "risk_level", "R")
+        object.__setattr__(self, "risk", risk_number(self.risk_level, "risk_level", "R"))
         check_aware(self.valid_from, "valid_from")
         check_aware(self.valid_until, "valid_until")
         if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
@@ -110,10 +112,6 @@ class Offer:
             except RuleError as exc:
                 raise InvalidInput(str(exc), field=exc.path) from None
             object.__setattr__(self, "rule", rule)
-
-    @property
-    def risk(self) -> int:
-        return risk_number(self.risk_level, "risk_level", "R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,9 +275,12 @@ class DecisionRequest:
         check_context(self.context)
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One offer considered: why it was excluded, or its score and priority."""
+class Candidate(NamedTuple):
+    """One offer considered: why it was excluded, or its score and priority.
+
+    A named tuple rather than a frozen dataclass: a decision builds one per offer in the
+    catalogue, and a frozen dataclass costs several times more to create.
+    """
 
     offer_id: str
     reason: str | None = None

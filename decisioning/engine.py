@@ -166,7 +166,10 @@ class DecisionEngine:
                     "cell": None,
                     "latency_ms": latency_ms,
                     "context": context,
-                    "candidates": [_candidate_document(c) for c in plan.candidates.values()],
+                    "candidates": {
+                        c.offer_id: c.reason if c.reason is not None else [c.score, c.priority]
+                        for c in plan.candidates.values()
+                    },
                     "offers": [
                         {
                             "offer_id": o.offer_id,
@@ -206,15 +209,13 @@ class DecisionEngine:
         now: datetime,
     ) -> _Plan:
         customer = CustomerFacts.of(context)
-        candidates: dict[str, Candidate] = {}
-        eligible: list[str] = []
-        for offer in catalog.offers_by_channel[request.channel]:
-            reason = exclusion_reason(offer, customer, catalog.rule_checks.get(offer.offer_id), now)
-            candidates[offer.offer_id] = Candidate(offer.offer_id, reason=reason)
-            if reason is None:
-                eligible.append(offer.offer_id)
+        offers = catalog.offers_by_channel[request.channel]
+        reasons: dict[str, str] = {}
+        for offer, rule_check in catalog.checks_by_channel[request.channel]:
+            reason = exclusion_reason(offer, customer, rule_check, now)
+            if reason is not None:
+                reasons[offer.offer_id] = reason
 
-        contact = catalog.contact_policy
         timezone = context.get("timezone") or self.settings.business_timezone
         try:
             local = now.astimezone(budget_checks.zone(str(timezone)))
@@ -223,7 +224,7 @@ class DecisionEngine:
                 f"unknown time zone {timezone!r}", field="context.timezone"
             ) from None
         allowed = allowance(
-            contact,
+            catalog.contact_policy,
             request.channel,
             customer_state.contacts,
             customer_state.cooling_down,
@@ -231,16 +232,17 @@ class DecisionEngine:
             local,
             request.limit,
         )
-        reasons = (
-            dict.fromkeys(eligible, allowed.blocked) if allowed.blocked else allowed.offer_reasons
-        )
-        eligible = self._exclude(candidates, eligible, reasons)
+        eligible = [o.offer_id for o in offers if o.offer_id not in reasons]
+        for offer_id in eligible:
+            reason = allowed.blocked or allowed.offer_reasons.get(offer_id)
+            if reason is not None:
+                reasons[offer_id] = reason
+        eligible = [o for o in eligible if o not in reasons]
 
         budget_ids = {b.budget_id for o in eligible for b in catalog.budgets_by_offer[o]}
         if budget_ids:
             states = hot.budget_states(budget_ids)
             today = budget_checks.business_day(now, self.settings.business_timezone)
-            reasons = {}
             for offer_id in eligible:
                 offer = catalog.offers[offer_id]
                 for budget in catalog.budgets_by_offer[offer_id]:
@@ -254,7 +256,7 @@ class DecisionEngine:
                     if reason is not None:
                         reasons[offer_id] = reason
                         break
-            eligible = self._exclude(candidates, eligible, reasons)
+            eligible = [o for o in eligible if o not in reasons]
 
         scores = (
             policy.score_one(context, {o: catalog.action_features[o] for o in eligible})
@@ -265,21 +267,17 @@ class DecisionEngine:
         for offer_id in eligible:
             offer = catalog.offers[offer_id]
             priorities[offer_id] = priority(scores[offer_id], offer.value, offer.weight, offer.cost)
-            candidates[offer_id] = Candidate(
-                offer_id, score=scores[offer_id], priority=priorities[offer_id]
+        candidates = {
+            o.offer_id: (
+                Candidate(o.offer_id, reason=reasons[o.offer_id])
+                if o.offer_id in reasons
+                else Candidate(
+                    o.offer_id, score=scores[o.offer_id], priority=priorities[o.offer_id]
+                )
             )
+            for o in offers
+        }
         return _Plan(candidates, eligible, scores, priorities, allowed.slots)
-
-    @staticmethod
-    def _exclude(
-        candidates: dict[str, Candidate], eligible: list[str], reasons: dict[str, str]
-    ) -> list[str]:
-        if not reasons:
-            return eligible
-        for offer_id in eligible:
-            if offer_id in reasons:
-                candidates[offer_id] = Candidate(offer_id, reason=reasons[offer_id])
-        return [o for o in eligible if o not in reasons]
 
     def _draw_and_reserve(
         self, hot: HotPath, catalog: CatalogSnapshot, plan: _Plan, now: datetime
@@ -334,13 +332,3 @@ class DecisionEngine:
             plan.candidates[lost] = Candidate(lost, reason=budget_checks.BUDGET_EXHAUSTED)
             eligible.remove(lost)
         return []
-
-
-def _candidate_document(candidate: Candidate) -> dict[str, Any]:
-    if candidate.reason is not None:
-        return {"offer_id": candidate.offer_id, "reason": candidate.reason}
-    return {
-        "offer_id": candidate.offer_id,
-        "score": candidate.score,
-        "priority": candidate.priority,
-    }

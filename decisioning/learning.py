@@ -149,7 +149,7 @@ class Learner:
         row: Any,
         outcomes: Mapping[tuple[str, str], list[tuple[str, float, datetime]]],
     ) -> int:
-        eligible = [c["offer_id"] for c in row.candidates if c.get("reason") is None]
+        eligible = [o for o, logged in row.candidates.items() if not isinstance(logged, str)]
         actions = {o: catalog.action_features.get(o, {"offer_id": o}) for o in eligible}
         definition = self.reward_for(row.placement)
         for shown in row.offers:

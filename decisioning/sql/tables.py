@@ -160,10 +160,10 @@ decisions = Table(
     Column("cell", String(ID)),
     Column("latency_ms", Float, nullable=False),
     Column("context", Document, nullable=False),
+    # offer id -> its exclusion reason, or [score, priority] when it was eligible
     Column("candidates", Document, nullable=False),
     Column("offers", Document, nullable=False),
     Index(None, "created_at"),
-    Index(None, "customer_id", "created_at"),
 )
 
 events = Table(

@@ -119,8 +119,8 @@ def test_budgets_and_caps_hold_across_processes(
             assert _within(history, contact.contacted_at, days=1) <= 2
             assert _within(history, contact.contacted_at, days=7) <= 8
             assert _within(history, contact.contacted_at, days=7, offer_id=contact.offer_id) <= 3
-    assert any(c.get("reason") == "BUDGET_EXHAUSTED" for row in log for c in row.candidates)
-    assert any(c.get("reason") == "CHANNEL_DAILY_CAP" for row in log for c in row.candidates)
+    assert any("BUDGET_EXHAUSTED" in row.candidates.values() for row in log)
+    assert any("CHANNEL_DAILY_CAP" in row.candidates.values() for row in log)
     setup.db.dispose()
 
 

@@ -96,7 +96,7 @@ def test_every_candidate_is_logged_with_its_reason(db_engine: DecisionEngine) ->
     assert [o.offer_id for o in decision.offers] == ["fine"]
     [row] = logged_decisions(db_engine)
     assert row.decision_id == decision.decision_id
-    assert {c["offer_id"]: c.get("reason") for c in row.candidates} == reasons
+    assert {o: v if isinstance(v, str) else None for o, v in row.candidates.items()} == reasons
     assert row.offers[0]["propensity"] == pytest.approx(decision.offers[0].propensity)
     assert row.context["products"] == ["current_account"]
     assert row.policy_name == "beta-bernoulli" and row.latency_ms > 0
@@ -116,9 +116,7 @@ def test_no_eligible_offer_is_a_logged_empty_answer(db_engine: DecisionEngine) -
     decision = decide(db_engine)
     assert decision.offers == ()
     [row] = logged_decisions(db_engine)
-    assert row.offers == [] and row.candidates == [
-        {"offer_id": "risky", "reason": "UNSUITABLE_RISK"}
-    ]
+    assert row.offers == [] and row.candidates == {"risky": "UNSUITABLE_RISK"}
     assert contact_rows(db_engine) == []
 
 

@@ -134,11 +134,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("decisions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_decisions_created_at"), ["created_at"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_decisions_customer_id_created_at"),
-            ["customer_id", "created_at"],
-            unique=False,
-        )
 
     op.create_table(
         "offers",
@@ -196,7 +191,6 @@ def downgrade() -> None:
     op.drop_table("policy_snapshots")
     op.drop_table("offers")
     with op.batch_alter_table("decisions", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_decisions_customer_id_created_at"))
         batch_op.drop_index(batch_op.f("ix_decisions_created_at"))
 
     op.drop_table("decisions")
