@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,7 +15,7 @@ from decisioning.errors import Forbidden, Unauthorized
 bearer = HTTPBearer(auto_error=False)
 
 
-def get_engine(request: Request) -> DecisionEngine:
+async def get_engine(request: Request) -> DecisionEngine:
     engine: DecisionEngine = request.app.state.engine
     return engine
 
@@ -23,11 +23,12 @@ def get_engine(request: Request) -> DecisionEngine:
 EngineDep = Annotated[DecisionEngine, Depends(get_engine)]
 
 
-def require(*roles: str) -> Callable[..., str]:
+def require(*roles: str) -> Callable[..., Awaitable[str]]:
     """A dependency admitting keys whose role is one of ``roles`` (admin always is)."""
     allowed = {*roles, "admin"}
 
-    def check(
+    # async: dependencies that do not block run on the event loop, not in the thread pool.
+    async def check(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> str:

@@ -13,6 +13,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -210,14 +211,59 @@ def _load(
     )
 
 
-def bench_http(offer_count: int, seconds: float) -> list[Row]:
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer KEY"
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = '{"customer_id": "customer-' .. (counter % 5000) .. '", "channel": "app_banner", '
+    .. '"context": {"age": ' .. (18 + counter % 70) .. ', "segment": "mass", "lifecycle": '
+    .. '"mature", "risk_tolerance": "C3", "products": ["product-1"]}, "limit": 2}'
+  return wrk.format(nil, "/v1/decisions", nil, body)
+end
+"""
+
+
+def _wrk(port: int, connections: int, seconds: float, script: Path | None) -> Row:
+    """Load from ``wrk`` (a C client: it leaves the cores to the server under test)."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+    command += (
+        ["-s", str(script), f"http://127.0.0.1:{port}"]
+        if script
+        else [f"http://127.0.0.1:{port}/healthz"]
+    )
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in output:
+        raise RuntimeError(f"failed requests:\n{output}")
+
+    def latency(label: str) -> float:
+        value = next(
+            line.split()[1] for line in output.splitlines() if line.strip().startswith(label)
+        )
+        unit = 1e-3 if value.endswith("ms") else 1e-6 if value.endswith("us") else 1.0
+        return float(value.rstrip("mus")) * unit * 1000.0
+
+    per_second = float(
+        next(line.split()[1] for line in output.splitlines() if "Requests/sec" in line)
+    )
+    total = int(next(line.split()[0] for line in output.splitlines() if "requests in" in line))
+    return Row("", total, per_second, latency("50%"), latency("99%"))
+
+
+def bench_http(offer_count: int, seconds: float, workers: int) -> list[Row]:
+    """Decisions against the empty endpoint of the same app, in one run, at 1 and 8 connections."""
     from api.security import create_key
 
+    use_wrk = shutil.which("wrk") is not None
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'bench.db'}"
         engine = prepare(url, offer_count)
         key = create_key(engine.db, "channel")
         engine.db.dispose()
+        script = Path(folder) / "decide.lua"
+        script.write_text(WRK_SCRIPT.replace("KEY", key))
         port = _free_port()
         server = subprocess.Popen(
             [
@@ -228,11 +274,17 @@ def bench_http(offer_count: int, seconds: float) -> list[Row]:
                 "--factory",
                 "--port",
                 str(port),
+                "--workers",
+                str(workers),
                 "--log-level",
                 "warning",
                 "--no-access-log",
             ],
-            env={**os.environ, "DECISIONING_DATABASE_URL": url},
+            env={
+                **os.environ,
+                "DECISIONING_DATABASE_URL": url,
+                "DECISIONING_EMBEDDED_LEARNER": "0",
+            },
         )
         try:
             _wait_healthy(port)
@@ -254,12 +306,16 @@ def bench_http(offer_count: int, seconds: float) -> list[Row]:
 
             rows = []
             for connections in (1, 8):
-                for label, make in (
-                    ("POST /v1/decisions", decision),
-                    ("GET /healthz (empty)", empty),
+                for label, make, lua in (
+                    ("POST /v1/decisions", decision, script),
+                    ("GET /healthz (empty)", empty, None),
                 ):
-                    _load(port, connections, min(1.0, seconds), make)  # warm-up
-                    row = _load(port, connections, seconds, make)
+                    if use_wrk:
+                        _wrk(port, connections, 1.0, lua)  # warm-up
+                        row = _wrk(port, connections, seconds, lua)
+                    else:
+                        _load(port, connections, min(1.0, seconds), make)  # warm-up
+                        row = _load(port, connections, seconds, make)
                     rows.append(
                         Row(
                             f"{label}, {connections} conn",
@@ -272,6 +328,10 @@ def bench_http(offer_count: int, seconds: float) -> list[Row]:
         finally:
             server.terminate()
             server.wait(timeout=10)
+    print(
+        f"client: {'wrk' if use_wrk else 'python threads (install wrk for a lighter client)'}; "
+        f"server: uvicorn, {workers} worker(s), SQLite"
+    )
     return rows
 
 
@@ -301,7 +361,7 @@ def main(args: argparse.Namespace, _settings: Settings) -> int:
     if args.target == "decide":
         print(format_table(bench_decide(args.offers, args.decisions)))
         return 0
-    rows = bench_http(args.offers[0] if len(args.offers) == 1 else 50, args.seconds)
+    rows = bench_http(args.offers[0] if len(args.offers) == 1 else 50, args.seconds, args.workers)
     print(format_table(rows))
     for connections in (1, 8):
         decide = next(r for r in rows if r.label == f"POST /v1/decisions, {connections} conn")

@@ -14,8 +14,13 @@ router = APIRouter(tags=["decisions"])
 
 
 @router.post("/decisions", response_model=DecisionOut)
-def decide(body: DecisionIn, engine: EngineDep, _role: Channel) -> DecisionOut:
-    """Choose up to ``limit`` offers; an empty ``offers`` list is a valid answer."""
+async def decide(body: DecisionIn, engine: EngineDep, _role: Channel) -> DecisionOut:
+    """Choose up to ``limit`` offers; an empty ``offers`` list is a valid answer.
+
+    Deliberately ``async`` although ``engine.decide`` blocks: a decision takes well under a
+    millisecond, and running it on the event loop avoids a thread hand-off per request and
+    threads queueing on the database's write lock. Scale out with more worker processes.
+    """
     decision = engine.decide(
         DecisionRequest(
             customer_id=body.customer_id,

@@ -16,8 +16,11 @@ router = APIRouter(tags=["events"])
 
 
 @router.post("/events", response_model=EventReceiptOut)
-def post_events(body: Events, engine: EngineDep, _role: Channel) -> EventReceiptOut:
-    """Store the events durably before answering; a replayed ``event_id`` counts as a duplicate."""
+async def post_events(body: Events, engine: EngineDep, _role: Channel) -> EventReceiptOut:
+    """Store the events durably before answering; a replayed ``event_id`` counts as a duplicate.
+
+    ``async`` for the same reason as ``POST /v1/decisions``: short, and no thread hand-off.
+    """
     now = datetime.now(UTC)
     items = body.events if isinstance(body, EventBatchIn) else [body]
     batch = [

@@ -56,7 +56,7 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         json_deserializer=orjson.loads,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_recycle=3600,
     )
 
 
