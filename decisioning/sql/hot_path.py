@@ -96,12 +96,16 @@ class _Dialect:
 
 _DIALECTS = {"sqlite": _Dialect("sqlite"), "postgresql": _Dialect("postgresql")}
 
-LOCK_CUSTOMER = """
-INSERT INTO customers (customer_id, attributes, decision_count, updated_at)
-VALUES (:customer_id, '{}', 1, :now)
-ON CONFLICT (customer_id) DO UPDATE SET decision_count = customers.decision_count + 1
+# PostgreSQL: the upsert takes the customer's row lock until commit (a no-op update still
+# locks). SQLite: BEGIN IMMEDIATE already holds the database's one write lock, so a read will do.
+LOCK_CUSTOMER = {
+    "postgresql": """
+INSERT INTO customers (customer_id, attributes, updated_at) VALUES (:customer_id, '{}', :now)
+ON CONFLICT (customer_id) DO UPDATE SET updated_at = customers.updated_at
 RETURNING attributes
-"""
+""",
+    "sqlite": "SELECT attributes FROM customers WHERE customer_id = :customer_id",
+}
 CONTACT_STATE = """
 SELECT offer_id, channel, contacted_at FROM contacts
 WHERE customer_id = :customer_id AND contacted_at >= :since
@@ -145,6 +149,7 @@ class HotPath:
 
     def __init__(self, raw: Any, dialect_name: str) -> None:
         self._dialect = _DIALECTS[dialect_name]
+        self._dialect_name = dialect_name
         self._raw = raw
 
     def _execute(self, statement: str, parameters: dict[str, Any]) -> Any:
@@ -157,9 +162,11 @@ class HotPath:
         the one before it recorded, and caps hold across workers.
         """
         d = self._dialect
-        attributes = self._execute(
-            LOCK_CUSTOMER, {"customer_id": customer_id, "now": d.time(now)}
-        ).fetchone()[0]
+        # fetchall, not fetchone: an unfinished SQLite statement would keep its read snapshot
+        # open past COMMIT, and the connection's next BEGIN IMMEDIATE would wait on it forever.
+        found = self._execute(
+            LOCK_CUSTOMER[self._dialect_name], {"customer_id": customer_id, "now": d.time(now)}
+        ).fetchall()
         contacts: list[Contact] = []
         cooling: set[str] = set()
         rows = self._execute(
@@ -170,7 +177,8 @@ class HotPath:
                 cooling.add(offer_id)
             else:
                 contacts.append(Contact(offer_id, channel, d.read_time(at)))
-        return CustomerState(dict(d.read_json(attributes)), contacts, cooling)
+        attributes = d.read_json(found[0][0]) if found else {}
+        return CustomerState(dict(attributes), contacts, cooling)
 
     def budget_states(self, budget_ids: Iterable[str]) -> dict[str, BudgetState]:
         ids = sorted(budget_ids)

@@ -190,7 +190,7 @@ def upsert_customer(
     merged = {**(current or {}), **attributes}
     merged = {k: v for k, v in merged.items() if v is not None}
     statement = dialect_insert(connection, customers).values(
-        customer_id=customer_id, attributes=merged, decision_count=0, updated_at=now
+        customer_id=customer_id, attributes=merged, updated_at=now
     )
     connection.execute(
         statement.on_conflict_do_update(

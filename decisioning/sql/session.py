@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+WRITES = "decisioning.writes"  # connection.info flag: this transaction will write
 
 
 def _dumps(value: Any) -> str:
@@ -46,8 +47,11 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(connection: Connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(connection: Connection) -> None:
+            # Writers take the write lock up front; readers begin deferred and, in WAL mode,
+            # never wait for a writer (nor deadlock on one held by their own thread).
+            writes = connection.info.get(WRITES, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
         return engine
     return create_engine(
@@ -71,12 +75,14 @@ def unit_of_work(engine: Engine, *, durable: bool = False) -> Iterator[Connectio
     """
     sqlite_durable = durable and engine.dialect.name == "sqlite"
     with engine.connect() as connection:
+        connection.info[WRITES] = True
         if sqlite_durable:
             connection.connection.driver_connection.execute("PRAGMA synchronous=FULL")  # type: ignore[union-attr]
         try:
             with connection.begin():
                 yield connection
         finally:
+            connection.info.pop(WRITES, None)
             if sqlite_durable:
                 connection.connection.driver_connection.execute("PRAGMA synchronous=NORMAL")  # type: ignore[union-attr]
 
@@ -85,6 +91,6 @@ def migrate(engine: Engine) -> None:
     """Bring the schema to the newest Alembic revision."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with unit_of_work(engine) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -119,9 +119,8 @@ customers = Table(
     metadata,
     Column("customer_id", String(ID), primary_key=True),
     Column("attributes", Document, nullable=False),
-    Column("decision_count", BigInteger, nullable=False, default=0),
     Column("updated_at", UTCDateTime, nullable=False),
-    comment="Profile, and the row every decision for the customer locks first.",
+    comment="Profile; on PostgreSQL also the row each decision for the customer locks first.",
 )
 
 contacts = Table(

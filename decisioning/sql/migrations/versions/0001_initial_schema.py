@@ -104,10 +104,9 @@ def upgrade() -> None:
         sa.Column(
             "attributes", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
         ),
-        sa.Column("decision_count", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", decisioning.sql.tables.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_customers")),
-        comment="Profile, and the row every decision for the customer locks first.",
+        comment="Profile; on PostgreSQL also the row each decision for the customer locks first.",
     )
     op.create_table(
         "decisions",
