@@ -311,12 +311,22 @@ class Decision:
     channel: str
     placement: str
     offers: tuple[ChosenOffer, ...]
-    candidates: tuple[Candidate, ...]
+    explanation: dict[str, str | tuple[float, float]]
+    """Every candidate offer -> its exclusion reason, or (score, priority); as logged."""
     policy_name: str
     policy_version: int
     latency_ms: float
     experiment_id: str | None = None
     cell: str | None = None
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        return tuple(
+            Candidate(offer_id, reason=logged)
+            if isinstance(logged, str)
+            else Candidate(offer_id, score=logged[0], priority=logged[1])
+            for offer_id, logged in self.explanation.items()
+        )
 
 
 @dataclass(frozen=True, slots=True)

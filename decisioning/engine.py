@@ -21,7 +21,7 @@ from bandits import Policy, draw_slate, make_policy
 from decisioning import budgets as budget_checks
 from decisioning.catalog import CatalogCache, CatalogSnapshot
 from decisioning.contact_policy import allowance
-from decisioning.domain import Candidate, ChosenOffer, Decision, DecisionRequest
+from decisioning.domain import ChosenOffer, Decision, DecisionRequest
 from decisioning.eligibility import CustomerFacts, exclusion_reason
 from decisioning.errors import InvalidInput
 from decisioning.exploration import epsilon_greedy
@@ -94,7 +94,7 @@ class PolicyCache:
 class _Plan:
     """What a decision has worked out before it writes anything."""
 
-    candidates: dict[str, Candidate]
+    explanation: dict[str, str | tuple[float, float]]
     eligible: list[str]
     scores: dict[str, float]
     priorities: dict[str, float]
@@ -166,10 +166,7 @@ class DecisionEngine:
                     "cell": None,
                     "latency_ms": latency_ms,
                     "context": context,
-                    "candidates": {
-                        c.offer_id: c.reason if c.reason is not None else [c.score, c.priority]
-                        for c in plan.candidates.values()
-                    },
+                    "candidates": plan.explanation,
                     "offers": [
                         {
                             "offer_id": o.offer_id,
@@ -190,7 +187,7 @@ class DecisionEngine:
                 channel=request.channel,
                 placement=request.placement,
                 offers=tuple(o for o, _ in chosen),
-                candidates=tuple(plan.candidates.values()),
+                explanation=plan.explanation,
                 policy_name=policy_name,
                 policy_version=policy_version,
                 latency_ms=latency_ms,
@@ -267,17 +264,11 @@ class DecisionEngine:
         for offer_id in eligible:
             offer = catalog.offers[offer_id]
             priorities[offer_id] = priority(scores[offer_id], offer.value, offer.weight, offer.cost)
-        candidates = {
-            o.offer_id: (
-                Candidate(o.offer_id, reason=reasons[o.offer_id])
-                if o.offer_id in reasons
-                else Candidate(
-                    o.offer_id, score=scores[o.offer_id], priority=priorities[o.offer_id]
-                )
-            )
+        explanation: dict[str, str | tuple[float, float]] = {
+            o.offer_id: reasons.get(o.offer_id) or (scores[o.offer_id], priorities[o.offer_id])
             for o in offers
         }
-        return _Plan(candidates, eligible, scores, priorities, allowed.slots)
+        return _Plan(explanation, eligible, scores, priorities, allowed.slots)
 
     def _draw_and_reserve(
         self, hot: HotPath, catalog: CatalogSnapshot, plan: _Plan, now: datetime
@@ -329,6 +320,6 @@ class DecisionEngine:
                 return chosen
             for budget_id, units in reserved:
                 hot.release_budget(budget_id, units)
-            plan.candidates[lost] = Candidate(lost, reason=budget_checks.BUDGET_EXHAUSTED)
+            plan.explanation[lost] = budget_checks.BUDGET_EXHAUSTED
             eligible.remove(lost)
         return []
