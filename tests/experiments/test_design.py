@@ -14,6 +14,7 @@ from experiments.design import (
     Cell,
     Experiment,
     Holdout,
+    Status,
     apply_change,
     validate_experiments,
     validate_layer,
@@ -295,7 +296,7 @@ def test_a_draft_may_change_anything_but_its_id() -> None:
         ("concluded", "stopped", False),
     ],
 )
-def test_status_transitions(before: str, after: str, allowed: bool) -> None:
+def test_status_transitions(before: Status, after: Status, allowed: bool) -> None:
     current = make(status=before)
     proposed = replace(current, status=after)
     if allowed:
