@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.routers import catalog, customers, decisions, events, keys
+from api.routers import catalog, customers, decisions, events, experiments, keys
 from api.schemas import UNION_TAGS
 from api.security import KeyCache
 from decisioning.engine import DecisionEngine
@@ -155,6 +155,7 @@ def create_app(settings: Settings | None = None, engine: DecisionEngine | None =
         """Liveness: answers without touching the database."""
         return {"status": "ok"}
 
-    for router in (decisions.router, events.router, catalog.router, customers.router, keys.router):
+    routers = (decisions, events, catalog, customers, experiments, keys)
+    for router in (module.router for module in routers):
         app.include_router(router, prefix="/v1")
     return app

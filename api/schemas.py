@@ -185,3 +185,60 @@ class ErrorOut(Body):
     code: str
     message: str
     field: str | None = None
+
+
+Metric = Literal["conversion", "value", "accepts", "clicks", "contacts"]
+
+
+class CellIn(Body):
+    name: Id
+    weight: float = Field(gt=0, le=1)
+    policy: Id | None = None
+    epsilon: float | None = Field(default=None, ge=0, le=1)
+    force_offers: list[Id] = Field(default_factory=list)
+    exclude_offers: list[Id] = Field(default_factory=list)
+    no_offer: bool = False
+
+
+class ExperimentIn(Body):
+    name: Name
+    layer: Id
+    cells: list[CellIn] = Field(min_length=2, max_length=20)
+    primary_metric: Metric
+    placement: Id | None = None
+    traffic: float = Field(default=1.0, ge=0, le=1)
+    layer_range: tuple[int, int] = (0, 10_000)
+    targeting: dict[str, Any] | None = None
+    guardrail_metrics: list[Metric] = Field(default_factory=list)
+    alpha: float = 0.05
+    analysis: Literal["sequential", "fixed", "group_sequential"] = "sequential"
+    planned_units_per_cell: int | None = Field(default=None, gt=0)
+    end_date: datetime | None = None
+    status: Literal["draft", "running", "stopped", "concluded"] = "draft"
+    salt: Annotated[str, StringConstraints(max_length=64)] = ""
+
+
+class ExperimentOut(ExperimentIn):
+    experiment_id: str
+
+
+class HoldoutIn(Body):
+    share: float = Field(ge=0, le=0.5)
+    salt: Id = "holdout"
+
+
+class HoldoutOut(HoldoutIn):
+    holdout_id: str
+    placement: str | None
+
+
+class CellStatsOut(Body):
+    experiment_id: str
+    cell: str
+    metric: str
+    n: int
+    sum: float
+    sum_squares: float
+    sum_x: float
+    sum_x2: float
+    sum_xy: float

@@ -9,18 +9,32 @@ from __future__ import annotations
 
 import threading
 import time as monotonic
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime, time
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from bandits import available_policies
 from decisioning.domain import CHANNELS, Budget, ChannelCaps, ContactPolicy, Offer, QuietHours
 from decisioning.errors import InvalidInput, NotFound
 from decisioning.rules import RuleCheck, compile_rule
 from decisioning.sql import repositories as repo
-from decisioning.sql.tables import budgets, contact_policy, offers, to_units
+from decisioning.sql.tables import (
+    budgets,
+    contact_policy,
+    offers,
+    to_units,
+)
+from decisioning.sql.tables import (
+    experiments as experiment_table,
+)
+from decisioning.sql.tables import (
+    holdouts as holdout_table,
+)
+from experiments.assignment import Assigner
+from experiments.design import Cell, Experiment, Holdout, apply_change, validate_experiments
 
 T = TypeVar("T")
 
@@ -46,7 +60,7 @@ def _from_document(cls: type[T], document: Mapping[str, Any], datetimes: tuple[s
     for name in datetimes:
         if name in values:
             values[name] = _parse_datetime(values[name], name)
-    for name in ("channels", "lifecycle_stages"):
+    for name in ("channels", "lifecycle_stages", "force_offers", "exclude_offers"):
         if name in values and isinstance(values[name], list):
             values[name] = tuple(values[name])
     try:
@@ -137,6 +151,42 @@ def contact_policy_to_document(policy: ContactPolicy) -> dict[str, Any]:
     }
 
 
+def experiment_from_document(document: Mapping[str, Any]) -> Experiment:
+    """An experiment from its JSON document; errors name the field (``cells[1].weight``)."""
+    values = dict(document)
+    cells = values.get("cells")
+    if not isinstance(cells, list | tuple):
+        raise InvalidInput("must be a list of cells", field="cells")
+    parsed = []
+    for i, cell in enumerate(cells):
+        if not isinstance(cell, Mapping):
+            raise InvalidInput("must be an object", field=f"cells[{i}]")
+        try:
+            parsed.append(_from_document(Cell, cell, ()))
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message, field=f"cells[{i}].{exc.field}") from None
+    values["cells"] = tuple(parsed)
+    for name in ("guardrail_metrics", "layer_range"):
+        if isinstance(values.get(name), list):
+            values[name] = tuple(values[name])
+    return _from_document(Experiment, values, ("end_date",))
+
+
+def experiment_to_document(experiment: Experiment) -> dict[str, Any]:
+    document = _to_document(experiment)
+    document["cells"] = [_to_document(cell) for cell in experiment.cells]
+    return document
+
+
+def holdout_from_document(document: Mapping[str, Any]) -> Holdout:
+    return _from_document(Holdout, document, ())
+
+
+def holdout_id(holdout: Holdout) -> str:
+    """Stored under its placement, or ``bank`` for the bank-wide holdout."""
+    return holdout.placement or "bank"
+
+
 # --- the in-memory snapshot ----------------------------------------------------------------------
 
 
@@ -164,6 +214,10 @@ class CatalogSnapshot:
     budgets_by_offer: dict[str, tuple[Budget, ...]]
     contact_policy: ContactPolicy
     action_features: dict[str, dict[str, float | str]]
+    experiments: dict[str, Experiment] = field(default_factory=dict)
+    assigner: Assigner = field(default_factory=lambda: Assigner([]))
+    holdouts: tuple[tuple[str, str | None, Assigner], ...] = ()
+    """(holdout id, placement, an assigner of it alone): to record both sides of each holdout."""
 
     @classmethod
     def load(cls, connection: Connection) -> CatalogSnapshot:
@@ -177,16 +231,32 @@ class CatalogSnapshot:
             for d in repo.load_documents(connection, budgets, "budget_id").values()
         ]
         policy_document = repo.load_document(connection, contact_policy, "id", 1)
+        experiment_list = [
+            experiment_from_document(d)
+            for d in repo.load_documents(connection, experiment_table, "experiment_id").values()
+        ]
+        holdout_list = [
+            holdout_from_document(d)
+            for d in repo.load_documents(connection, holdout_table, "holdout_id").values()
+        ]
         return cls.build(
             version,
             offer_list,
             budget_list,
             contact_policy_from_document(policy_document) if policy_document else ContactPolicy(),
+            experiment_list,
+            holdout_list,
         )
 
     @classmethod
     def build(
-        cls, version: int, offer_list: list[Offer], budget_list: list[Budget], policy: ContactPolicy
+        cls,
+        version: int,
+        offer_list: list[Offer],
+        budget_list: list[Budget],
+        policy: ContactPolicy,
+        experiment_list: Sequence[Experiment] = (),
+        holdout_list: Sequence[Holdout] = (),
     ) -> CatalogSnapshot:
         by_channel = {
             channel: tuple(o for o in offer_list if channel in o.channels) for channel in CHANNELS
@@ -218,6 +288,9 @@ class CatalogSnapshot:
             budgets_by_offer=budgets_by_offer,
             contact_policy=policy,
             action_features={o.offer_id: action_features(o) for o in offer_list},
+            experiments={e.experiment_id: e for e in experiment_list},
+            assigner=Assigner(experiment_list, holdout_list),
+            holdouts=tuple((holdout_id(h), h.placement, Assigner([], [h])) for h in holdout_list),
         )
 
 
@@ -318,5 +391,51 @@ def put_budget(connection: Connection, budget: Budget, now: datetime) -> bool:
 def put_contact_policy(connection: Connection, policy: ContactPolicy, now: datetime) -> None:
     repo.upsert_document(
         connection, contact_policy, "id", 1, contact_policy_to_document(policy), now
+    )
+    repo.bump_config_version(connection)
+
+
+def put_experiment(connection: Connection, experiment: Experiment, now: datetime) -> bool:
+    """Create or change an experiment; a running design only ramps up or stops."""
+    stored = repo.load_document(
+        connection, experiment_table, "experiment_id", experiment.experiment_id
+    )
+    if stored is not None:
+        experiment = apply_change(experiment_from_document(stored), experiment)
+    others = [
+        experiment_from_document(d)
+        for key, d in repo.load_documents(connection, experiment_table, "experiment_id").items()
+        if key != experiment.experiment_id
+    ]
+    validate_experiments([*others, experiment])
+    for i, cell in enumerate(experiment.cells):
+        if cell.policy is not None and cell.policy not in available_policies():
+            raise InvalidInput(f"unknown policy {cell.policy!r}", field=f"cells[{i}].policy")
+    for i, cell in enumerate(experiment.cells):
+        for offer_id in (*cell.force_offers, *cell.exclude_offers):
+            if repo.load_document(connection, offers, "offer_id", offer_id) is None:
+                raise InvalidInput(f"unknown offer {offer_id!r}", field=f"cells[{i}]")
+    repo.upsert_document(
+        connection,
+        experiment_table,
+        "experiment_id",
+        experiment.experiment_id,
+        experiment_to_document(experiment),
+        now,
+    )
+    repo.bump_config_version(connection)
+    return stored is None
+
+
+def get_experiment(connection: Connection, experiment_id: str) -> Experiment:
+    document = repo.load_document(connection, experiment_table, "experiment_id", experiment_id)
+    if document is None:
+        raise NotFound(f"no experiment {experiment_id!r}", field="experiment_id")
+    return experiment_from_document(document)
+
+
+def put_holdout(connection: Connection, holdout: Holdout, now: datetime) -> None:
+    repo.upsert_document(
+        connection, holdout_table, "holdout_id", holdout_id(holdout), _to_document(holdout), now
     )
     repo.bump_config_version(connection)

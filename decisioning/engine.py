@@ -30,8 +30,17 @@ from decisioning.sql import repositories as repo
 from decisioning.sql.hot_path import CustomerState, HotPath, hot_transaction
 from decisioning.sql.session import make_engine, migrate
 from decisioning.sql.tables import to_units
+from experiments.assignment import Assignment
 
 T = TypeVar("T")
+HOLDOUT = "HOLDOUT"
+CONTROL_NO_OFFER = "CONTROL_NO_OFFER"
+EXPERIMENT_EXCLUDED = "EXPERIMENT_EXCLUDED"
+EXPERIMENT_NOT_FORCED = "EXPERIMENT_NOT_FORCED"
+HOLDOUT_PREFIX = "holdout:"
+"""Each holdout is measured as an experiment ``holdout:<bank|placement>`` with cells
+``holdout`` and ``campaign``."""
+COVARIATE_DAYS = 30  # pre-exposure window of the CUPED covariate
 # PostgreSQL's deadlock_detected and serialization_failure: the transaction is safe to retry.
 RETRYABLE_SQLSTATES = {"40P01", "40001"}
 MAX_ATTEMPTS = 5
@@ -126,8 +135,6 @@ class DecisionEngine:
         if not 1 <= request.limit <= self.settings.max_limit:
             raise InvalidInput(f"must be within [1, {self.settings.max_limit}]", field="limit")
         catalog = self.catalog.current()
-        policy_name = self.settings.default_policy
-        policy, policy_version = self.policies.current(policy_name)
 
         def work() -> Decision:
             with hot_transaction(self.db) as hot:
@@ -137,9 +144,31 @@ class DecisionEngine:
             since = now - timedelta(days=catalog.contact_policy.history_days)
             customer = hot.lock_customer(request.customer_id, since, now)
             context = {**customer.attributes, **request.context}
-            plan = self._plan(hot, catalog, policy, request, customer, context, now)
-            chosen = self._draw_and_reserve(hot, catalog, plan, now)
+            assignment = catalog.assigner.assign_one(
+                request.customer_id, request.placement, context
+            )
+            memberships = [(m.experiment_id, m.cell.name) for m in assignment.memberships]
+            memberships += [
+                (
+                    HOLDOUT_PREFIX + holdout_id,
+                    "holdout" if holdout.held_out(request.customer_id, placement) else "campaign",
+                )
+                for holdout_id, placement, holdout in catalog.holdouts
+                if placement in (None, request.placement)
+            ]
+            policy_name = assignment.policy or self.settings.default_policy
+            policy, policy_version = self.policies.current(policy_name)
+            plan = self._plan(hot, catalog, policy, request, customer, context, now, assignment)
+            epsilon = self.settings.epsilon if assignment.epsilon is None else assignment.epsilon
+            chosen = self._draw_and_reserve(hot, catalog, plan, now, epsilon)
             decision_id = uuid.uuid4().hex
+            window = timedelta(hours=self.settings.attribution_window_hours)
+            for experiment_id, cell in memberships:
+                hot.record_exposure(experiment_id, request.customer_id, cell, now, COVARIATE_DAYS)
+                if chosen:
+                    hot.add_to_metric(
+                        experiment_id, request.customer_id, "contacts", len(chosen), now - window
+                    )
             hot.record_contacts(
                 [
                     {
@@ -162,8 +191,9 @@ class DecisionEngine:
                     "placement": request.placement,
                     "policy_name": policy_name,
                     "policy_version": policy_version,
-                    "experiment_id": None,
-                    "cell": None,
+                    "experiment_id": memberships[0][0] if memberships else None,
+                    "cell": memberships[0][1] if memberships else None,
+                    "memberships": memberships,
                     "latency_ms": latency_ms,
                     "context": context,
                     "candidates": plan.explanation,
@@ -191,6 +221,8 @@ class DecisionEngine:
                 policy_name=policy_name,
                 policy_version=policy_version,
                 latency_ms=latency_ms,
+                experiment_id=memberships[0][0] if memberships else None,
+                cell=memberships[0][1] if memberships else None,
             )
 
         return retrying(work)
@@ -204,12 +236,15 @@ class DecisionEngine:
         customer_state: CustomerState,
         context: dict[str, Any],
         now: datetime,
+        assignment: Assignment,
     ) -> _Plan:
         customer = CustomerFacts.of(context)
         offers = catalog.offers_by_channel[request.channel]
         reasons: dict[str, str] = {}
         for offer, rule_check in catalog.checks_by_channel[request.channel]:
-            reason = exclusion_reason(offer, customer, rule_check, now)
+            reason = exclusion_reason(offer, customer, rule_check, now) or _experiment_reason(
+                offer.offer_id, assignment
+            )
             if reason is not None:
                 reasons[offer.offer_id] = reason
 
@@ -271,7 +306,7 @@ class DecisionEngine:
         return _Plan(explanation, eligible, scores, priorities, allowed.slots)
 
     def _draw_and_reserve(
-        self, hot: HotPath, catalog: CatalogSnapshot, plan: _Plan, now: datetime
+        self, hot: HotPath, catalog: CatalogSnapshot, plan: _Plan, now: datetime, epsilon: float
     ) -> list[tuple[ChosenOffer, dict[str, int]]]:
         """Draw the slate and reserve its budgets; an offer whose reservation loses a race to
         another worker is excluded and the slate is drawn again from the rest."""
@@ -280,7 +315,7 @@ class DecisionEngine:
         while eligible and plan.slots > 0:
             with self._rng_lock:
                 draws = draw_slate(
-                    epsilon_greedy(plan.priorities, self.settings.epsilon),
+                    epsilon_greedy(plan.priorities, epsilon),
                     eligible,
                     plan.slots,
                     self._rng,
@@ -323,3 +358,16 @@ class DecisionEngine:
             plan.explanation[lost] = budget_checks.BUDGET_EXHAUSTED
             eligible.remove(lost)
         return []
+
+
+def _experiment_reason(offer_id: str, assignment: Assignment) -> str | None:
+    """Why the customer's holdout or experiment cell keeps ``offer_id`` out, if it does."""
+    if assignment.holdout:
+        return HOLDOUT
+    if assignment.no_offer:
+        return CONTROL_NO_OFFER
+    if offer_id in assignment.exclude_offers:
+        return EXPERIMENT_EXCLUDED
+    if assignment.force_offers and offer_id not in assignment.force_offers:
+        return EXPERIMENT_NOT_FORCED
+    return None

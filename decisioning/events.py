@@ -21,10 +21,18 @@ from decisioning.domain import (
     check_number,
 )
 from decisioning.errors import InvalidInput
+from decisioning.settings import DEFAULT_ATTRIBUTION_HOURS
 from decisioning.sql import repositories as repo
-from decisioning.sql.tables import to_units
+from decisioning.sql.hot_path import HotPath
+from decisioning.sql.tables import from_units, to_units
 
 MAX_BATCH = 1000
+# event type -> (experiment metric, increment; None: the event's value)
+METRIC_CHANGES: dict[str, tuple[tuple[str, float | None], ...]] = {
+    "click": (("clicks", 1.0),),
+    "accept": (("accepts", 1.0),),
+    "convert": (("conversion", 1.0), ("value", None)),
+}
 FUTURE_SKEW = timedelta(minutes=5)
 
 
@@ -37,9 +45,17 @@ class EventReceipt:
 
 
 def record_events(
-    connection: Connection, batch: Sequence[Event], policy: ContactPolicy, now: datetime
+    connection: Connection,
+    batch: Sequence[Event],
+    policy: ContactPolicy,
+    now: datetime,
+    window: timedelta = timedelta(hours=DEFAULT_ATTRIBUTION_HOURS),
 ) -> EventReceipt:
-    """Validate and store ``batch``; raises ``InvalidInput`` naming ``events[i].field``."""
+    """Validate and store ``batch``; raises ``InvalidInput`` naming ``events[i].field``.
+
+    New events move the metrics of every experiment (and holdout) their decision ran in, when
+    they happen within ``window`` of the unit's first exposure.
+    """
     if not 1 <= len(batch) <= MAX_BATCH:
         raise InvalidInput(f"a batch holds 1 to {MAX_BATCH} events", field="events")
     first_seen: dict[str, int] = {}
@@ -82,6 +98,22 @@ def record_events(
                 }
             )
     stored = repo.insert_events(connection, rows)
+    hot = HotPath(connection.connection.driver_connection, connection.dialect.name)
+    for row in rows:
+        changes = METRIC_CHANGES.get(row["type"], ())
+        memberships = decisions[row["decision_id"]].memberships or ()
+        if row["event_id"] not in stored or not changes:
+            continue
+        value = from_units(row["value_units"])
+        for experiment_id, _cell in memberships:
+            for metric, increment in changes:
+                hot.add_to_metric(
+                    experiment_id,
+                    row["customer_id"],
+                    metric,
+                    value if increment is None else increment,
+                    row["occurred_at"] - window,
+                )
     if policy.refusal_cooldown_days > 0:
         cooldown = timedelta(days=policy.refusal_cooldown_days)
         for row in rows:

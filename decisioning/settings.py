@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_ATTRIBUTION_HOURS = 24.0
+
 
 class Settings(BaseSettings):
     """Every tunable of a running engine; the defaults run embedded on SQLite."""
@@ -32,7 +34,9 @@ class Settings(BaseSettings):
         default="UTC", description="Time zone of budget days and of customers without one."
     )
     attribution_window_hours: float = Field(
-        default=24.0, gt=0, description="Outcomes after this long are not credited to a decision."
+        default=DEFAULT_ATTRIBUTION_HOURS,
+        gt=0,
+        description="Outcomes after this long are not credited to a decision.",
     )
     max_limit: int = Field(
         default=10, ge=1, le=100, description="Most offers one decision returns."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter
 
@@ -36,5 +36,6 @@ async def post_events(body: Events, engine: EngineDep, _role: Channel) -> EventR
     ]
     policy = engine.catalog.current().contact_policy
     with unit_of_work(engine.db, durable=True) as connection:
-        receipt = record_events(connection, batch, policy, now)
+        window = timedelta(hours=engine.settings.attribution_window_hours)
+        receipt = record_events(connection, batch, policy, now, window)
     return EventReceiptOut(stored=receipt.stored, duplicates=receipt.duplicates)

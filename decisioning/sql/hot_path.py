@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -23,6 +23,7 @@ import orjson
 from sqlalchemy import Engine
 
 from decisioning.sql.repositories import BudgetState, Contact
+from decisioning.sql.tables import from_units
 
 SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # what SQLAlchemy's SQLite DateTime stores
 
@@ -138,10 +139,47 @@ VALUES (:customer_id, :offer_id, :channel, :decision_id, :contacted_at)
 """
 INSERT_DECISION = """
 INSERT INTO decisions (decision_id, created_at, customer_id, channel, placement, policy_name,
-    policy_version, experiment_id, cell, latency_ms, context, candidates, offers)
+    policy_version, experiment_id, cell, memberships, latency_ms, context, candidates, offers)
 VALUES (:decision_id, :created_at, :customer_id, :channel, :placement, :policy_name,
-    :policy_version, :experiment_id, :cell, :latency_ms, :context, :candidates, :offers)
+    :policy_version, :experiment_id, :cell, :memberships, :latency_ms, :context, :candidates,
+    :offers)
 """
+
+
+RECORD_EXPOSURE = """
+INSERT INTO exposures (experiment_id, unit_id, cell, first_exposed_at, covariate, conversion,
+    value, accepts, clicks, contacts)
+VALUES (:experiment_id, :unit_id, :cell, :now, :covariate, 0, 0, 0, 0, 0)
+ON CONFLICT (experiment_id, unit_id) DO NOTHING
+"""
+PRE_EXPOSURE_VALUE = """
+SELECT COALESCE(SUM(value_units), 0) FROM events
+WHERE customer_id = :unit_id AND type = 'convert' AND occurred_at >= :since AND occurred_at < :now
+"""
+ADD_UNIT = """
+INSERT INTO cell_stats (experiment_id, cell, metric, n, sum, sum_squares, sum_x, sum_x2, sum_xy)
+VALUES (:experiment_id, :cell, :metric, 1, 0, 0, :x, :x2, 0)
+ON CONFLICT (experiment_id, cell, metric) DO UPDATE SET
+    n = cell_stats.n + 1, sum_x = cell_stats.sum_x + :x, sum_x2 = cell_stats.sum_x2 + :x2
+"""
+# The metric column name comes from the closed set METRICS, never from input.
+ADD_TO_METRIC = """
+UPDATE exposures SET {metric} = {metric} + :increment
+WHERE experiment_id = :experiment_id AND unit_id = :unit_id AND first_exposed_at >= :earliest
+RETURNING {metric}, covariate, cell
+"""
+CONVERT_UNIT = """
+UPDATE exposures SET conversion = 1
+WHERE experiment_id = :experiment_id AND unit_id = :unit_id AND first_exposed_at >= :earliest
+    AND conversion = 0
+RETURNING conversion, covariate, cell
+"""
+ADD_TO_STATS = """
+UPDATE cell_stats SET sum = sum + :d, sum_squares = sum_squares + :d_squares,
+    sum_xy = sum_xy + :d_xy
+WHERE experiment_id = :experiment_id AND cell = :cell AND metric = :metric
+"""
+METRICS = ("conversion", "value", "accepts", "clicks", "contacts")
 
 
 class HotPath:
@@ -213,6 +251,83 @@ class HotPath:
     def insert_decision(self, row: dict[str, Any]) -> None:
         values = dict(row)
         values["created_at"] = self._dialect.time(row["created_at"])
-        for name in ("context", "candidates", "offers"):
+        for name in ("context", "candidates", "offers", "memberships"):
             values[name] = orjson.dumps(row[name]).decode()
         self._execute(INSERT_DECISION, values)
+
+    # --- experiments: first exposures and per-cell sufficient statistics --------------------
+
+    def record_exposure(
+        self, experiment_id: str, unit_id: str, cell: str, now: datetime, covariate_days: int
+    ) -> bool:
+        """Record the unit's first exposure; returns False when it was exposed before.
+
+        The covariate is the unit's converted value in the ``covariate_days`` before exposure
+        (for CUPED). A new unit adds 1 to ``n`` of every metric of its cell.
+        """
+        d = self._dialect
+        since = now - timedelta(days=covariate_days)
+        covariate = from_units(
+            self._execute(
+                PRE_EXPOSURE_VALUE,
+                {"unit_id": unit_id, "since": d.time(since), "now": d.time(now)},
+            ).fetchall()[0][0]
+        )
+        inserted = self._execute(
+            RECORD_EXPOSURE,
+            {
+                "experiment_id": experiment_id,
+                "unit_id": unit_id,
+                "cell": cell,
+                "now": d.time(now),
+                "covariate": covariate,
+            },
+        ).rowcount
+        if inserted != 1:
+            return False
+        for metric in METRICS:
+            self._execute(
+                ADD_UNIT,
+                {
+                    "experiment_id": experiment_id,
+                    "cell": cell,
+                    "metric": metric,
+                    "x": covariate,
+                    "x2": covariate * covariate,
+                },
+            )
+        return True
+
+    def add_to_metric(
+        self, experiment_id: str, unit_id: str, metric: str, increment: float, earliest: datetime
+    ) -> None:
+        """Add ``increment`` to the unit's ``metric`` if it was first exposed at or after
+        ``earliest`` (the attribution window), and the change to its cell's statistics.
+
+        ``conversion`` is binary: it becomes 1 once. The statistics move by the exact change of
+        the unit's value, so sums of squares stay exact however many events a unit has.
+        """
+        parameters = {
+            "experiment_id": experiment_id,
+            "unit_id": unit_id,
+            "increment": increment,
+            "earliest": self._dialect.time(earliest),
+        }
+        statement = CONVERT_UNIT if metric == "conversion" else ADD_TO_METRIC.format(metric=metric)
+        rows = self._execute(statement, parameters).fetchall()
+        if not rows:
+            return
+        new, covariate, cell = rows[0]
+        change = new if metric == "conversion" else increment
+        old = new - change
+        self._execute(
+            ADD_TO_STATS,
+            {
+                "experiment_id": experiment_id,
+                "cell": cell,
+                "metric": metric,
+                "d": change,
+                "d_squares": new * new - old * old,
+                "d_xy": covariate * change,
+            },
+        )

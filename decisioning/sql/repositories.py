@@ -16,6 +16,7 @@ from decisioning.sql.tables import (
     api_keys,
     budgets,
     campaigns,
+    cell_stats,
     config_version,
     cooldowns,
     customers,
@@ -237,9 +238,12 @@ def start_cooldown(
 def decision_rows(connection: Connection, decision_ids: Iterable[str]) -> dict[str, Any]:
     """decision_id -> (customer_id, offers) for the given ids that exist."""
     rows = connection.execute(
-        select(decisions.c.decision_id, decisions.c.customer_id, decisions.c.offers).where(
-            decisions.c.decision_id.in_(list(decision_ids))
-        )
+        select(
+            decisions.c.decision_id,
+            decisions.c.customer_id,
+            decisions.c.offers,
+            decisions.c.memberships,
+        ).where(decisions.c.decision_id.in_(list(decision_ids)))
     )
     return {row[0]: row for row in rows}
 
@@ -291,6 +295,16 @@ def decisions_between(
             )
             .order_by(decisions.c.created_at, decisions.c.decision_id)
             .limit(limit)
+        )
+    )
+
+
+def cell_statistics(connection: Connection, experiment_id: str) -> list[Any]:
+    return list(
+        connection.execute(
+            select(cell_stats)
+            .where(cell_stats.c.experiment_id == experiment_id)
+            .order_by(cell_stats.c.cell, cell_stats.c.metric)
         )
     )
 

@@ -157,6 +157,7 @@ decisions = Table(
     Column("policy_version", Integer, nullable=False),
     Column("experiment_id", String(ID)),
     Column("cell", String(ID)),
+    Column("memberships", Document, comment="[[experiment_id, cell], ...]: every layer, holdouts"),
     Column("latency_ms", Float, nullable=False),
     Column("context", Document, nullable=False),
     # offer id -> its exclusion reason, or [score, priority] when it was eligible
@@ -177,6 +178,7 @@ events = Table(
     Column("occurred_at", UTCDateTime, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
     Index(None, "decision_id"),
+    Index(None, "customer_id", "occurred_at"),
 )
 
 api_keys = Table(
@@ -200,4 +202,51 @@ policy_snapshots = Table(
     Column("learned_decision_id", String(32), nullable=False),
     Column("rounds", BigInteger, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("experiment_id", String(ID), primary_key=True),
+    Column("document", Document, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+holdouts = Table(
+    "holdouts",
+    metadata,
+    Column("holdout_id", String(ID), primary_key=True, comment="'bank' or a placement"),
+    Column("document", Document, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+exposures = Table(
+    "exposures",
+    metadata,
+    Column("experiment_id", String(ID), primary_key=True),
+    Column("unit_id", String(ID), primary_key=True),
+    Column("cell", String(ID), nullable=False),
+    Column("first_exposed_at", UTCDateTime, nullable=False),
+    Column("covariate", Float, nullable=False, comment="pre-exposure value, for CUPED"),
+    Column("conversion", Float, nullable=False, default=0.0),
+    Column("value", Float, nullable=False, default=0.0),
+    Column("accepts", Float, nullable=False, default=0.0),
+    Column("clicks", Float, nullable=False, default=0.0),
+    Column("contacts", Float, nullable=False, default=0.0),
+    comment="One row per unit and experiment: its cell, first exposure and metric values.",
+)
+
+cell_stats = Table(
+    "cell_stats",
+    metadata,
+    Column("experiment_id", String(ID), primary_key=True),
+    Column("cell", String(ID), primary_key=True),
+    Column("metric", String(16), primary_key=True),
+    Column("n", BigInteger, nullable=False, default=0),
+    Column("sum", Float, nullable=False, default=0.0),
+    Column("sum_squares", Float, nullable=False, default=0.0),
+    Column("sum_x", Float, nullable=False, default=0.0),
+    Column("sum_x2", Float, nullable=False, default=0.0),
+    Column("sum_xy", Float, nullable=False, default=0.0),
+    comment="Sufficient statistics per cell and metric (x: the pre-exposure covariate).",
 )

@@ -1,0 +1,63 @@
+"""Experiments and holdouts: design (marketer), sufficient statistics and reports (analyst)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+
+from api.deps import EngineDep, Marketer, Reader
+from api.schemas import CellStatsOut, ExperimentIn, ExperimentOut, HoldoutIn, HoldoutOut, Id
+from decisioning import catalog
+from decisioning.catalog import experiment_from_document, experiment_to_document
+from decisioning.sql import repositories as repo
+from decisioning.sql.session import unit_of_work
+from experiments.design import Holdout
+
+router = APIRouter(tags=["experiments"])
+
+
+@router.get("/experiments", response_model=list[ExperimentOut])
+def list_experiments(engine: EngineDep, _role: Reader) -> list[dict[str, Any]]:
+    return [experiment_to_document(e) for e in engine.catalog.current().experiments.values()]
+
+
+@router.get("/experiments/{experiment_id}", response_model=ExperimentOut)
+def get_experiment(experiment_id: str, engine: EngineDep, _role: Reader) -> dict[str, Any]:
+    with engine.db.connect() as connection:
+        return experiment_to_document(catalog.get_experiment(connection, experiment_id))
+
+
+@router.put("/experiments/{experiment_id}", response_model=ExperimentOut)
+def put_experiment(
+    experiment_id: Id, body: ExperimentIn, response: Response, engine: EngineDep, _role: Marketer
+) -> dict[str, Any]:
+    """Create or change an experiment (201 if new). A running design is frozen except ramping
+    ``traffic`` up and moving ``status`` to stopped or concluded."""
+    experiment = experiment_from_document({"experiment_id": experiment_id, **body.model_dump()})
+    with unit_of_work(engine.db) as connection:
+        created = catalog.put_experiment(connection, experiment, datetime.now(UTC))
+        stored = catalog.get_experiment(connection, experiment_id)
+    engine.catalog.invalidate()
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return experiment_to_document(stored)
+
+
+@router.get("/experiments/{experiment_id}/statistics", response_model=list[CellStatsOut])
+def experiment_statistics(experiment_id: str, engine: EngineDep, _role: Reader) -> list[Any]:
+    """Per cell and metric: n, sum, sum of squares and the cross sums CUPED needs."""
+    with engine.db.connect() as connection:
+        return [dict(row._mapping) for row in repo.cell_statistics(connection, experiment_id)]
+
+
+@router.put("/holdouts/{holdout_id}", response_model=HoldoutOut)
+def put_holdout(holdout_id: Id, body: HoldoutIn, engine: EngineDep, _role: Marketer) -> HoldoutOut:
+    """``bank`` for the bank-wide holdout, or a placement's name for that placement alone."""
+    holdout = Holdout(
+        share=body.share, placement=None if holdout_id == "bank" else holdout_id, salt=body.salt
+    )
+    with unit_of_work(engine.db) as connection:
+        catalog.put_holdout(connection, holdout, datetime.now(UTC))
+    engine.catalog.invalidate()
+    return HoldoutOut(holdout_id=holdout_id, placement=holdout.placement, **body.model_dump())

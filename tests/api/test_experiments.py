@@ -1,0 +1,154 @@
+"""Experiments and holdouts through the API: cells change what customers get, exposures and
+outcomes become per-cell sufficient statistics, and a running design stays frozen."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from decisioning.sql.tables import decisions, exposures
+from tests.api.test_api import Api, api  # noqa: F401  (the fixture)
+
+EXPERIMENT = {
+    "name": "Does the banner sell?",
+    "layer": "banner",
+    "cells": [
+        {"name": "control", "weight": 0.5, "no_offer": True},
+        {"name": "show", "weight": 0.5},
+    ],
+    "primary_metric": "conversion",
+    "guardrail_metrics": ["contacts"],
+    "planned_units_per_cell": 1000,
+    "status": "running",
+}
+
+
+def run(api: Api, customers: int) -> list[dict[str, Any]]:
+    return [api.decide(customer_id=f"c-{i}").json() for i in range(customers)]
+
+
+def statistics(api: Api, experiment_id: str) -> dict[tuple[str, str], dict[str, Any]]:
+    rows = api.call("GET", f"/v1/experiments/{experiment_id}/statistics", role="analyst").json()
+    return {(r["cell"], r["metric"]): r for r in rows}
+
+
+def test_cells_decide_and_outcomes_become_statistics(api: Api) -> None:
+    assert (
+        api.call("PUT", "/v1/experiments/banner-1", role="marketer", json=EXPERIMENT).status_code
+        == 201
+    )
+    answers = run(api, 300)
+    cells = Counter(a["cell"] for a in answers)
+    assert set(cells) == {"control", "show"} and abs(cells["show"] - 150) < 4 * (300 * 0.25) ** 0.5
+    for answer in answers:
+        assert answer["experiment_id"] == "banner-1"
+        assert bool(answer["offers"]) == (answer["cell"] == "show")
+    control = next(a for a in answers if a["cell"] == "control")
+    logged = api.call("GET", f"/v1/decisions/{control['decision_id']}", role="analyst").json()
+    assert set(logged["candidates"].values()) == {"CONTROL_NO_OFFER"}
+
+    shown = [a for a in answers if a["offers"]]
+    converted = shown[:40]
+    events = [
+        {
+            "event_id": f"conv-{a['decision_id']}",
+            "decision_id": a["decision_id"],
+            "offer_id": a["offers"][0]["offer_id"],
+            "type": "convert",
+            "value": 50.0 + i,
+        }
+        for i, a in enumerate(converted)
+    ]
+    assert api.call("POST", "/v1/events", json={"events": events}).json()["stored"] == 40
+    # A second conversion of the same customer adds value but not another conversion.
+    again = {**events[0], "event_id": "conv-again", "value": 10.0}
+    api.call("POST", "/v1/events", json=again)
+
+    stats = statistics(api, "banner-1")
+    assert stats[("show", "conversion")]["n"] == cells["show"]
+    assert stats[("control", "conversion")]["n"] == cells["control"]
+    assert (
+        stats[("show", "conversion")]["sum"] == 40
+        and stats[("show", "conversion")]["sum_squares"] == 40
+    )
+    values = [50.0 + i for i in range(40)]
+    values[0] += 10.0
+    assert stats[("show", "value")]["sum"] == pytest.approx(sum(values))
+    assert stats[("show", "value")]["sum_squares"] == pytest.approx(sum(v * v for v in values))
+    assert stats[("control", "value")]["sum"] == 0
+    assert stats[("show", "contacts")]["sum"] == sum(len(a["offers"]) for a in shown)
+
+    # The statistics agree with the per-unit rows they summarise.
+    with api.engine.db.connect() as connection:
+        units = list(
+            connection.execute(select(exposures).where(exposures.c.experiment_id == "banner-1"))
+        )
+    assert len(units) == 300
+    assert sum(u.value for u in units if u.cell == "show") == pytest.approx(sum(values))
+
+
+def test_the_universal_holdout_gets_no_campaign_offers(api: Api) -> None:
+    assert (
+        api.call("PUT", "/v1/holdouts/bank", role="marketer", json={"share": 0.1}).status_code
+        == 200
+    )
+    answers = run(api, 400)
+    held = [a for a in answers if not a["offers"]]
+    assert abs(len(held) - 40) < 4 * (400 * 0.09) ** 0.5
+    with api.engine.db.connect() as connection:
+        memberships = {r.decision_id: r.memberships for r in connection.execute(select(decisions))}
+    for answer in answers:
+        cell = "holdout" if not answer["offers"] else "campaign"
+        assert ["holdout:bank", cell] in memberships[answer["decision_id"]]
+    stats = statistics(api, "holdout:bank")
+    assert stats[("holdout", "conversion")]["n"] == len(held)
+
+
+BAD_CHANGES = [
+    (
+        {**EXPERIMENT, "cells": [{"name": "a", "weight": 0.5}, {"name": "b", "weight": 0.4}]},
+        "cells",
+    ),
+    ({**EXPERIMENT, "alpha": 0.7}, "alpha"),
+    ({**EXPERIMENT, "primary_metric": "happiness"}, "primary_metric"),
+    (
+        {
+            **EXPERIMENT,
+            "cells": [
+                {"name": "a", "weight": 0.5, "policy": "astrology"},
+                {"name": "b", "weight": 0.5},
+            ],
+        },
+        "cells[0].policy",
+    ),
+    ({**EXPERIMENT, "targeting": {"attr": "age", "op": "~"}}, "targeting.op"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_CHANGES)
+def test_bad_designs_name_the_field(api: Api, body: dict[str, Any], field: str) -> None:
+    response = api.call("PUT", "/v1/experiments/bad", role="marketer", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+    assert api.call("GET", "/v1/experiments", role="analyst").json() == []
+
+
+def test_a_running_design_is_frozen_but_ramps_up(api: Api) -> None:
+    ramp = {**EXPERIMENT, "traffic": 0.5}
+    assert api.call("PUT", "/v1/experiments/e1", role="marketer", json=ramp).status_code == 201
+    frozen = api.call("PUT", "/v1/experiments/e1", role="marketer", json={**ramp, "alpha": 0.01})
+    assert frozen.status_code == 422 and frozen.json()["error"]["field"] == "alpha"
+    down = api.call("PUT", "/v1/experiments/e1", role="marketer", json={**ramp, "traffic": 0.2})
+    assert down.status_code == 422 and down.json()["error"]["field"] == "traffic"
+    up = api.call("PUT", "/v1/experiments/e1", role="marketer", json={**ramp, "traffic": 0.8})
+    assert up.status_code == 200 and up.json()["traffic"] == 0.8
+    overlap = api.call(
+        "PUT", "/v1/experiments/e2", role="marketer", json={**EXPERIMENT, "name": "other"}
+    )
+    assert overlap.status_code == 422 and overlap.json()["error"]["field"] == "layer_range"
+    stored = api.call("GET", "/v1/experiments/e1", role="analyst").json()
+    assert json.dumps(stored["cells"]) == json.dumps(up.json()["cells"])
