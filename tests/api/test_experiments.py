@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from decisioning.sql.tables import decisions, exposures
-from tests.api.test_api import Api, api  # noqa: F401  (the fixture)
+from tests.api.conftest import Api
 
 EXPERIMENT = {
     "name": "Does the banner sell?",
