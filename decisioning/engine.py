@@ -242,11 +242,16 @@ class DecisionEngine:
         offers = catalog.offers_by_channel[request.channel]
         reasons: dict[str, str] = {}
         for offer, rule_check in catalog.checks_by_channel[request.channel]:
-            reason = exclusion_reason(offer, customer, rule_check, now) or _experiment_reason(
-                offer.offer_id, assignment
-            )
+            reason = exclusion_reason(offer, customer, rule_check, now)
             if reason is not None:
                 reasons[offer.offer_id] = reason
+        if assignment.holdout or assignment.memberships:
+            experiment_reason = _experiment_reasons(assignment)
+            for offer in offers:
+                if offer.offer_id not in reasons:
+                    reason = experiment_reason(offer.offer_id)
+                    if reason is not None:
+                        reasons[offer.offer_id] = reason
 
         timezone = context.get("timezone") or self.settings.business_timezone
         try:
@@ -360,14 +365,19 @@ class DecisionEngine:
         return []
 
 
-def _experiment_reason(offer_id: str, assignment: Assignment) -> str | None:
-    """Why the customer's holdout or experiment cell keeps ``offer_id`` out, if it does."""
-    if assignment.holdout:
-        return HOLDOUT
-    if assignment.no_offer:
-        return CONTROL_NO_OFFER
-    if offer_id in assignment.exclude_offers:
-        return EXPERIMENT_EXCLUDED
-    if assignment.force_offers and offer_id not in assignment.force_offers:
-        return EXPERIMENT_NOT_FORCED
-    return None
+def _experiment_reasons(assignment: Assignment) -> Callable[[str], str | None]:
+    """Why the customer's holdout or experiment cells keep an offer out, if they do."""
+    blocked = HOLDOUT if assignment.holdout else CONTROL_NO_OFFER if assignment.no_offer else None
+    excluded = frozenset(assignment.exclude_offers)
+    forced = frozenset(assignment.force_offers)
+
+    def reason(offer_id: str) -> str | None:
+        if blocked is not None:
+            return blocked
+        if offer_id in excluded:
+            return EXPERIMENT_EXCLUDED
+        if forced and offer_id not in forced:
+            return EXPERIMENT_NOT_FORCED
+        return None
+
+    return reason
