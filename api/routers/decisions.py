@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from api.deps import Channel, EngineDep, Reader
 from api.schemas import CandidateOut, ChosenOfferOut, DecisionIn, DecisionOut
@@ -14,7 +14,7 @@ router = APIRouter(tags=["decisions"])
 
 
 @router.post("/decisions", response_model=DecisionOut)
-async def decide(body: DecisionIn, engine: EngineDep, _role: Channel) -> DecisionOut:
+async def decide(body: DecisionIn, engine: EngineDep, _role: Channel) -> Response:
     """Choose up to ``limit`` offers; an empty ``offers`` list is a valid answer.
 
     Deliberately ``async`` although ``engine.decide`` blocks: a decision takes well under a
@@ -30,7 +30,7 @@ async def decide(body: DecisionIn, engine: EngineDep, _role: Channel) -> Decisio
             limit=body.limit,
         )
     )
-    return DecisionOut(
+    answer = DecisionOut(
         decision_id=decision.decision_id,
         created_at=decision.created_at,
         customer_id=decision.customer_id,
@@ -48,6 +48,8 @@ async def decide(body: DecisionIn, engine: EngineDep, _role: Channel) -> Decisio
             else None
         ),
     )
+    # Serialised here once: FastAPI would validate the model again before encoding it.
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.get("/decisions/{decision_id}")
