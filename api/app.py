@@ -151,7 +151,7 @@ def create_app(settings: Settings | None = None, engine: DecisionEngine | None =
         )
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         """Liveness: answers without touching the database."""
         return {"status": "ok"}
 
