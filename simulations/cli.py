@@ -1,0 +1,135 @@
+"""``decisioning simulate SCENARIO``: run a named scenario against the real engine.
+
+Wire it into ``decisioning/cli.py``'s ``build_parser`` with::
+
+    from simulations.cli import add_simulate_parser
+    add_simulate_parser(commands)
+
+The sub-command calls :func:`run_simulate`, which returns the exit code: 0, or 2 with a message
+naming the bad option (unknown scenario or policy, negative sizes, a budget that cannot be met,
+a reserved scenario whose service does not exist yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+EXIT_USAGE = 2
+
+
+def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``simulate`` to ``subparsers`` (the object ``add_subparsers`` returned)."""
+    from simulations.scenarios import scenario_names
+
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "simulate",
+        help="run a simulated bank against the engine and print a table",
+        description=(
+            "Drive the real engine with simulated customers: decide, send the outcome events, "
+            "learn once per simulated day; print value against the oracle, regret, spend "
+            "against budget and cap violations. Scenarios: " + ", ".join(scenario_names())
+        ),
+    )
+    parser.add_argument("scenario", metavar="SCENARIO", help="scenario name")
+    parser.add_argument("--customers", type=int, default=None, help="population size")
+    parser.add_argument("--days", type=int, default=None, help="simulated days")
+    parser.add_argument(
+        "--policy",
+        action="append",
+        default=None,
+        help="policy to run (repeat, or comma-separate; 'all' = every registered policy and "
+        "the random and segment-rules baselines); default depends on the scenario",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of everything random")
+    parser.add_argument(
+        "--visits-per-day",
+        type=int,
+        default=None,
+        help="visits simulated per day (default: the scenario's rate, capped)",
+    )
+    parser.add_argument(
+        "--budget", type=float, default=None, help="money budget for the catalogue, EUR"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="processes (default: cores, <= 2)"
+    )
+    parser.add_argument("--json", metavar="FILE", default=None, help="write every metric as JSON")
+    parser.add_argument("--plot", metavar="FILE.png", default=None, help="write the plots (PNG)")
+    parser.add_argument("--http", action="store_true", help="decide and send events over HTTP")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=lambda args, _settings=None: run_simulate(args))
+    return parser
+
+
+def _error(option: str, message: str) -> int:
+    print(f"error: {option}: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    """Run ``args.scenario``; print the table (and timings); 0 on success, 2 on bad input."""
+    from decisioning.settings import Settings
+    from simulations.scenarios import SimulationInputError, build_spec
+
+    if args.plot is not None and not str(args.plot).lower().endswith(".png"):
+        return _error("--plot", f"must name a .png file, got {args.plot!r}")
+    workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
+    if workers < 1:
+        return _error("--workers", f"must be >= 1, got {workers}")
+    try:
+        spec = build_spec(
+            args.scenario,
+            customers=args.customers,
+            days=args.days,
+            seed=args.seed,
+            policies=args.policy,
+            default_policy=Settings().default_policy,
+            visits_per_day=args.visits_per_day,
+            budget=args.budget,
+            http=args.http,
+        )
+    except SimulationInputError as exc:
+        return _error(exc.option, exc.message)
+
+    from tqdm import tqdm
+
+    from simulations.runner import format_table, format_timing, run_simulation, to_json
+
+    total = spec.days * len(spec.policies)
+    with tqdm(
+        total=total,
+        desc=f"{spec.scenario.name} ({len(spec.policies)} policies)",
+        unit="day",
+        disable=args.no_progress,
+        mininterval=0.5,
+        file=sys.stderr,
+    ) as bar:
+        result = run_simulation(spec, workers=workers, progress=bar.update)
+    print(format_table(result))
+    print()
+    print(format_timing(result))
+    if args.json is not None:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(to_json(result), handle, indent=2, allow_nan=True)
+        print(f"metrics written to {args.json}")
+    if args.plot is not None:
+        from simulations.plots import plot
+
+        print(f"plots written to {plot(result, args.plot)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the sub-command alone: ``python -m simulations.cli simulate SCENARIO ...``."""
+    parser = argparse.ArgumentParser(prog="decisioning")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_simulate_parser(commands)
+    return run_simulate(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
