@@ -736,6 +736,8 @@ def format_table(result: SimulationResult) -> str:
         f"({visits:,} visits per policy), seed {spec.seed}" + (", over HTTP" if spec.http else ""),
         "value = expected incremental value of the offers made, sum (p1 - p0) x value - cost, "
         "EUR; oracle = the allowed offer with the highest true incremental value per visit",
+        "conv. / value real. = conversions drawn from the offers made (organic included) and "
+        "their value; incr. conv = expected incremental conversions, sum (p1 - p0)",
     ]
     if spec.budget is not None:
         lines.append(f"budget EUR {spec.budget:,.2f} for the catalogue, paced evenly")

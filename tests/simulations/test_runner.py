@@ -8,6 +8,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,13 +30,13 @@ from simulations.scenarios import (
     build_spec,
 )
 
-SMALL = {"customers": 1_500, "days": 4, "visits_per_day": 120}
+SMALL: dict[str, Any] = {"customers": 1_500, "days": 4, "visits_per_day": 120}
 
 
-def spec(scenario: str = "policy-quality", seed: int = 3, **options: object) -> SimulationSpec:
-    values: dict[str, object] = {**SMALL, "seed": seed, "policies": None}
+def spec(scenario: str = "policy-quality", seed: int = 3, **options: Any) -> SimulationSpec:
+    values: dict[str, Any] = {**SMALL, "seed": seed, "policies": None}
     values.update(options)
-    return build_spec(scenario, default_policy="beta-bernoulli", **values)  # type: ignore[arg-type]
+    return build_spec(scenario, default_policy="beta-bernoulli", **values)
 
 
 def simulate(argv: list[str]) -> int:
@@ -115,7 +116,12 @@ def test_cap_pressure_blocks_visits_without_a_single_violation() -> None:
 
 
 def test_http_gives_the_same_table_as_in_process() -> None:
-    small = {"customers": 400, "days": 2, "visits_per_day": 40, "policies": ["beta-bernoulli"]}
+    small: dict[str, Any] = {
+        "customers": 400,
+        "days": 2,
+        "visits_per_day": 40,
+        "policies": ["beta-bernoulli"],
+    }
     over_http = run_simulation(spec("tight-budget", http=True, **small))
     in_process = run_simulation(spec("tight-budget", **small))
     table = format_table(over_http)
