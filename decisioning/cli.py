@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from decisioning.settings import Settings
+from simulations.cli import add_simulate_parser
 
 EXIT_USAGE = 2
 
@@ -140,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--interval", type=float, default=10.0, help="seconds between runs")
     learn.add_argument("--once", action="store_true", help="run once and exit")
     learn.set_defaults(run=_learn)
+
+    add_simulate_parser(commands)
 
     bench_parser = commands.add_parser("bench", help="benchmarks that print a table")
     bench_parser.add_argument("target", choices=["decide", "http"])
