@@ -5,9 +5,10 @@ Wire it into ``decisioning/cli.py``'s ``build_parser`` with::
     from simulations.cli import add_simulate_parser
     add_simulate_parser(commands)
 
-The sub-command calls :func:`run_simulate`, which returns the exit code: 0, or 2 with a message
-naming the bad option (unknown scenario or policy, negative sizes, a budget that cannot be met,
-a reserved scenario whose service does not exist yet).
+The sub-command calls :func:`run_simulate`, which returns the exit code: 0; 1 when the engine
+broke a cap or overspent a budget; 2 with a message naming the bad option (unknown scenario or
+policy, negative sizes, a budget that cannot be met, a reserved scenario whose service does not
+exist yet).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 from typing import Any
 
 EXIT_USAGE = 2
+EXIT_BROKEN = 1  # the run finished but the engine broke a cap or overspent a budget
 
 
 def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -71,7 +73,14 @@ def _error(option: str, message: str) -> int:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    """Run ``args.scenario``; print the table (and timings); 0 on success, 2 on bad input."""
+    """Run ``args.scenario`` and print the table, then the timings.
+
+    Returns
+    -------
+    int
+        0 on success; 1 when a run found a cap violation or a budget overspend; 2 on bad input
+        (the message names the option).
+    """
     from decisioning.settings import Settings
     from simulations.scenarios import SimulationInputError, build_spec
 
@@ -112,6 +121,12 @@ def run_simulate(args: argparse.Namespace) -> int:
     print(format_table(result))
     print()
     print(format_timing(result))
+    failed = [
+        f"{run.policy}: {run.cap_violations} cap violation(s) {run.violations_by_kind}, "
+        f"overspend EUR {run.overspend:g}"
+        for run in result.runs
+        if run.cap_violations or run.overspend > 0
+    ]
     if args.json is not None:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(to_json(result), handle, indent=2, allow_nan=True)
@@ -120,7 +135,9 @@ def run_simulate(args: argparse.Namespace) -> int:
         from simulations.plots import plot
 
         print(f"plots written to {plot(result, args.plot)}")
-    return 0
+    for line in failed:
+        print(f"FAILED: the engine broke its contact policy or budget: {line}", file=sys.stderr)
+    return EXIT_BROKEN if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

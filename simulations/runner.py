@@ -504,7 +504,25 @@ def run_policy(
     progress: ProgressCallback | None = None,
     folder: Path | None = None,
 ) -> RunResult:
-    """Simulate ``spec.days`` days of ``policy`` on a fresh SQLite file; see the module doc."""
+    """Simulate ``spec.days`` days of ``policy`` on a fresh SQLite file; see the module doc.
+
+    Parameters
+    ----------
+    spec : SimulationSpec
+        Scenario, sizes, seed; ``spec.http`` sends decisions and events over HTTP.
+    policy : str
+        A registered policy name, ``"random"`` or ``"segment-rules"``.
+    progress : callable, optional
+        Called with 1 after each simulated day.
+    folder : Path, optional
+        Where the temporary SQLite file goes (default: the system's temp folder).
+
+    Returns
+    -------
+    RunResult
+        One :class:`DayMetrics` per day, the budget read back from the engine, the audit's
+        violations by kind, and the wall-clock time of every decision.
+    """
     started = monotonic.perf_counter()
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         engine = open_engine(spec, policy, f"sqlite:///{Path(tmp) / 'simulation.db'}")
@@ -689,8 +707,17 @@ def _run_in_worker(spec: SimulationSpec, policy: str, updates: Any) -> RunResult
 def run_simulation(
     spec: SimulationSpec, workers: int = 1, progress: ProgressCallback | None = None
 ) -> SimulationResult:
-    """Run every policy of ``spec`` (in ``workers`` processes when > 1); results in the order
-    of ``spec.policies`` whatever the order they finish in."""
+    """Run every policy of ``spec``; results in the order of ``spec.policies``.
+
+    Parameters
+    ----------
+    spec : SimulationSpec
+    workers : int
+        Processes to run the policies in (each run has its own SQLite file); 1 runs them here.
+        Runs share nothing, so the results do not depend on ``workers``.
+    progress : callable, optional
+        Called with the number of simulated days just finished (across all runs).
+    """
     started = monotonic.perf_counter()
     workers = max(1, min(workers, len(spec.policies)))
     if workers == 1:

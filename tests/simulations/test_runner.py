@@ -240,3 +240,20 @@ def simulate_parallel(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="decisioning")
     add_simulate_parser(parser.add_subparsers(dest="command"))
     return run_simulate(parser.parse_args(["simulate", *argv, "--no-progress"]))
+
+
+def test_a_run_that_breaks_a_cap_fails_with_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import simulations.runner as runner
+
+    class StricterAudit(CapAudit):
+        """Audits against a cap the engine was never given: every contact breaks it."""
+
+        def __init__(self, policy: ContactPolicy) -> None:
+            super().__init__(ContactPolicy(channel_caps={"app_banner": ChannelCaps(per_day=0)}))
+
+    monkeypatch.setattr(runner, "CapAudit", StricterAudit)
+    argv = ["load", "--customers", "300", "--days", "1", "--visits-per-day", "20"]
+    assert simulate(argv) == 1
+    assert "FAILED" in capsys.readouterr().err
