@@ -118,7 +118,7 @@ class Policy(ABC):
         reward: float,
         propensity: float,
     ) -> None:
-        """Update on one logged round: ``chosen`` was drawn with ``propensity`` and earned ``reward``."""
+        """Learn one logged round: ``chosen`` was drawn with ``propensity``, earned ``reward``."""
 
     def to_bytes(self) -> bytes:
         """The full state, for a versioned snapshot."""
@@ -127,7 +127,7 @@ class Policy(ABC):
     @classmethod
     def from_bytes(cls, data: bytes) -> Policy:
         """Rebuild a policy from ``to_bytes`` output (trusted: snapshots are our own)."""
-        policy = pickle.loads(data)  # noqa: S301 - snapshots are written by this project only
+        policy = pickle.loads(data)  # only our own snapshots: pickle is not for untrusted bytes
         if not isinstance(policy, cls):
             raise PolicyError("data", f"holds a {type(policy).__name__}, not a {cls.__name__}")
         return policy
@@ -195,7 +195,7 @@ def draw_slate(
         # One uniform draw against the running sum: exact, and faster than numpy for K <= 100.
         threshold = float(rng.random()) * total
         running = 0.0
-        action = next(a for a in reversed(probabilities) if probabilities[a] > 0.0)
+        action = next(a for a in reversed(list(probabilities)) if probabilities[a] > 0.0)
         for candidate, p in probabilities.items():
             running += p
             if threshold < running:

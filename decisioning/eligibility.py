@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from decisioning.catalog import RuleCheck
 from decisioning.domain import LIFECYCLE_STAGES, Offer, risk_number
 from decisioning.errors import InvalidInput
+from decisioning.rules import RuleCheck
 
 NOT_YET_VALID = "NOT_YET_VALID"
 EXPIRED = "EXPIRED"
