@@ -129,7 +129,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     ]
     if args.json is not None:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(to_json(result), handle, indent=2, allow_nan=True)
+            json.dump(to_json(result), handle, indent=2)
         print(f"metrics written to {args.json}")
     if args.plot is not None:
         from simulations.plots import plot

@@ -35,6 +35,7 @@ stamps events with the wall clock) accepts the simulated event times.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import queue as queue_module
 import socket
@@ -166,9 +167,10 @@ class RunResult:
             "cap_violations",
         )
         totals: dict[str, Any] = {name: self.total(name) for name in names}
+        share = self.share
         totals.update(
             policy=self.policy,
-            share_of_oracle=self.share,
+            share_of_oracle=None if math.isnan(share) else share,
             budget=self.budget,
             budget_spent=self.budget_spent,
             overspend=self.overspend,
