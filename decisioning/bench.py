@@ -348,6 +348,77 @@ def _wait_healthy(port: int) -> None:
     raise RuntimeError("the server did not come up within 30 s")
 
 
+def bench_report(exposures: int) -> list[Row]:
+    """A report over an experiment with ``exposures`` stored exposure rows (three cells).
+
+    The rows are generated in SQL; the cell statistics are then aggregated from them, as the
+    engine would have kept them, and the report is timed: it reads O(cells) rows, not the units.
+    """
+    from sqlalchemy import text
+
+    from decisioning.catalog import put_experiment
+    from decisioning.reports import experiment_report
+    from experiments.design import Cell, Experiment
+
+    with tempfile.TemporaryDirectory() as folder:
+        engine = prepare(f"sqlite:///{Path(folder) / 'report.db'}", 5)
+        now = datetime.now(UTC)
+        with unit_of_work(engine.db) as connection:
+            put_experiment(
+                connection,
+                Experiment(
+                    "big",
+                    "big",
+                    "layer",
+                    (Cell("a", 1 / 3), Cell("b", 1 / 3), Cell("c", 1 - 2 / 3)),
+                    "conversion",
+                    guardrail_metrics=("value",),
+                    planned_units_per_cell=exposures // 3,
+                    status="running",
+                ),
+                now,
+            )
+        started = time.perf_counter()
+        with unit_of_work(engine.db) as connection:
+            connection.execute(
+                text(
+                    "WITH RECURSIVE units(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM units "
+                    "WHERE i + 1 < :n) INSERT INTO exposures SELECT 'big', 'u' || i, "
+                    "CHAR(97 + i % 3), '2026-01-01 00:00:00.000000', (i % 97) * 1.0, "
+                    "CASE WHEN abs(random()) % 100 < 10 + i % 3 THEN 1.0 ELSE 0.0 END, "
+                    "(abs(random()) % 1000) / 10.0, 0, 0, 1 FROM units"
+                ),
+                {"n": exposures},
+            )
+            for metric in ("conversion", "value", "accepts", "clicks", "contacts"):
+                connection.execute(
+                    text(
+                        f"INSERT INTO cell_stats SELECT experiment_id, cell, '{metric}', COUNT(*), "
+                        f"SUM({metric}), SUM({metric} * {metric}), SUM(covariate), "
+                        f"SUM(covariate * covariate), SUM(covariate * {metric}) FROM exposures "
+                        "GROUP BY experiment_id, cell"
+                    )
+                )
+        built = time.perf_counter() - started
+        samples = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            with engine.db.connect() as connection:
+                experiment_report(connection, "big")
+            samples.append(time.perf_counter() - t0)
+        engine.db.dispose()
+    print(f"{exposures:,} exposure rows generated and aggregated in {built:.1f} s")
+    return [
+        Row(
+            f"report, {exposures:,} exposures",
+            len(samples),
+            len(samples) / sum(samples),
+            percentile(samples, 50),
+            percentile(samples, 99),
+        )
+    ]
+
+
 def format_table(rows: list[Row]) -> str:
     lines = [f"{'run':<34} {'requests':>9} {'per second':>11} {'p50 ms':>8} {'p99 ms':>8}"]
     lines += [
@@ -360,6 +431,9 @@ def format_table(rows: list[Row]) -> str:
 def main(args: argparse.Namespace, _settings: Settings) -> int:
     if args.target == "decide":
         print(format_table(bench_decide(args.offers, args.decisions)))
+        return 0
+    if args.target == "report":
+        print(format_table(bench_report(args.exposures)))
         return 0
     rows = bench_http(args.offers[0] if len(args.offers) == 1 else 50, args.seconds, args.workers)
     print(format_table(rows))

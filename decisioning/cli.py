@@ -98,6 +98,16 @@ def _learn(args: argparse.Namespace, settings: Settings) -> int:
         time.sleep(args.interval)
 
 
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from decisioning.reports import experiment_report, format_report
+    from decisioning.sql.session import make_engine
+
+    with make_engine(settings.url).connect() as connection:
+        report = experiment_report(connection, args.experiment, cuped=not args.no_cuped)
+    print(format_report(report))
+    return 0
+
+
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from decisioning import bench
 
@@ -144,12 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_simulate_parser(commands)
 
+    report = commands.add_parser("report", help="an experiment's report as a readable table")
+    report.add_argument("experiment", metavar="EXPERIMENT", help="experiment id, or holdout:bank")
+    report.add_argument("--no-cuped", action="store_true", help="report unadjusted means")
+    report.set_defaults(run=_report)
+
     bench_parser = commands.add_parser("bench", help="benchmarks that print a table")
-    bench_parser.add_argument("target", choices=["decide", "http"])
+    bench_parser.add_argument("target", choices=["decide", "http", "report"])
     bench_parser.add_argument("--decisions", type=int, default=5000)
     bench_parser.add_argument("--offers", type=int, nargs="+", default=[20, 50, 100])
     bench_parser.add_argument("--seconds", type=float, default=5.0)
     bench_parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (http)")
+    bench_parser.add_argument("--exposures", type=int, default=10_000_000, help="(report)")
     bench_parser.set_defaults(run=_bench)
     return parser
 

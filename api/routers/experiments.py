@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 
 from api.deps import EngineDep, Marketer, Reader
 from api.schemas import CellStatsOut, ExperimentIn, ExperimentOut, HoldoutIn, HoldoutOut, Id
-from decisioning import catalog
+from decisioning import catalog, reports
 from decisioning.catalog import experiment_from_document, experiment_to_document
 from decisioning.sql import repositories as repo
 from decisioning.sql.session import unit_of_work
@@ -49,6 +49,17 @@ def experiment_statistics(experiment_id: str, engine: EngineDep, _role: Reader) 
     """Per cell and metric: n, sum, sum of squares and the cross sums CUPED needs."""
     with engine.db.connect() as connection:
         return [dict(row._mapping) for row in repo.cell_statistics(connection, experiment_id)]
+
+
+@router.get("/experiments/{experiment_id}/report")
+def experiment_report(
+    experiment_id: str, engine: EngineDep, _role: Reader, cuped: bool = True
+) -> dict[str, Any]:
+    """Lift per cell and metric with fixed-horizon and anytime-valid intervals, CUPED, the
+    sample-ratio check and a recommendation. ``holdout:bank`` (or ``holdout:<placement>``)
+    reports the campaign against the universal holdout."""
+    with engine.db.connect() as connection:
+        return reports.experiment_report(connection, experiment_id, cuped=cuped)
 
 
 @router.put("/holdouts/{holdout_id}", response_model=HoldoutOut)

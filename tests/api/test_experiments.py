@@ -152,3 +152,44 @@ def test_a_running_design_is_frozen_but_ramps_up(api: Api) -> None:
     assert overlap.status_code == 422 and overlap.json()["error"]["field"] == "layer_range"
     stored = api.call("GET", "/v1/experiments/e1", role="analyst").json()
     assert json.dumps(stored["cells"]) == json.dumps(up.json()["cells"])
+
+
+def test_report_of_an_experiment_and_of_the_holdout(api: Api) -> None:
+    api.call("PUT", "/v1/holdouts/bank", role="marketer", json={"share": 0.2})
+    assert (
+        api.call("PUT", "/v1/experiments/banner-1", role="marketer", json=EXPERIMENT).status_code
+        == 201
+    )
+    answers = run(api, 400)
+    for a in answers:
+        if a["offers"] and int(a["decision_id"], 16) % 3 == 0:
+            api.call(
+                "POST",
+                "/v1/events",
+                json={
+                    "event_id": f"c-{a['decision_id']}",
+                    "decision_id": a["decision_id"],
+                    "offer_id": a["offers"][0]["offer_id"],
+                    "type": "convert",
+                    "value": 80.0,
+                },
+            )
+    report = api.call("GET", "/v1/experiments/banner-1/report", role="analyst").json()
+    stats = statistics(api, "banner-1")
+    assert [c["name"] for c in report["cells"]] == ["control", "show"]
+    assert [c["units"] for c in report["cells"]] == [
+        stats[("control", "conversion")]["n"],
+        stats[("show", "conversion")]["n"],
+    ]
+    [comparison] = report["metrics"]["conversion"]["comparisons"]
+    show, control = stats[("show", "conversion")], stats[("control", "conversion")]
+    assert comparison["lift"] == pytest.approx(
+        show["sum"] / show["n"] - control["sum"] / control["n"]
+    )
+    assert comparison["sequential_ci"][0] <= comparison["ci"][0]  # anytime-valid is wider
+    assert report["recommendation"]["action"] in {"ship", "stop", "keep running"}
+    holdout = api.call("GET", "/v1/experiments/holdout:bank/report", role="analyst").json()
+    assert [c["name"] for c in holdout["cells"]] == ["holdout", "campaign"]
+    assert sum(c["units"] for c in holdout["cells"]) == 400
+    missing = api.call("GET", "/v1/experiments/nope/report", role="analyst")
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "experiment_id"

@@ -75,3 +75,26 @@ def test_bad_role_is_a_usage_error(capsys) -> None:
     except SystemExit as exit_:
         assert exit_.code == 2
     assert "--role" in capsys.readouterr().err
+
+
+def test_report_prints_a_table(tmp_path: Path, capsys, monkeypatch) -> None:
+    from decisioning.catalog import put_holdout
+    from decisioning.domain import DecisionRequest
+    from decisioning.sql.session import unit_of_work
+    from experiments.design import Holdout
+    from tests.conftest import open_engine
+    from tests.support import NOW, configure, offer
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    engine = open_engine(url)
+    configure(engine, [offer("loan")])
+    with unit_of_work(engine.db) as connection:
+        put_holdout(connection, Holdout(share=0.3), NOW)
+    engine.catalog.invalidate()
+    for i in range(50):
+        engine.decide(DecisionRequest(f"c-{i}", "app_banner", context={}), now=NOW)
+    monkeypatch.setenv("DECISIONING_DATABASE_URL", url)
+    assert main(["report", "holdout:bank"]) == 0
+    out = capsys.readouterr().out
+    assert "holdout" in out and "campaign" in out and "recommendation:" in out
+    assert main(["report", "nope"]) == 2

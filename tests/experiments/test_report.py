@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
+from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW, ttest_ind
 
 from experiments.report import (
@@ -20,6 +21,7 @@ from experiments.report import (
     analyse_metric,
     compare,
     cuped,
+    holm,
     mixture_rho,
     recommend,
     sample_ratio,
@@ -204,6 +206,13 @@ def test_degenerate_data_carries_an_error_code() -> None:
         compare(flat, flat, cell="b", control_name="a", alpha=0.05, planned_n=100).error
         == "ZERO_VARIANCE"
     )
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=12))
+def test_holm_matches_statsmodels(p_values: list[float]) -> None:
+    expected = multipletests(p_values, method="holm")[1]
+    assert holm(p_values) == pytest.approx(list(expected), abs=1e-12)
 
 
 def test_holm_and_recommendation() -> None:

@@ -1,0 +1,153 @@
+"""Experiment reports: stored per-cell sufficient statistics -> ``experiments.report`` -> JSON.
+
+O(cells x metrics) rows are read, whatever the number of units. Each holdout is reported as the
+experiment ``holdout:<bank|placement>`` with the holdout as control.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import Connection
+
+from decisioning.catalog import get_experiment, holdout_from_document
+from decisioning.engine import HOLDOUT_PREFIX
+from decisioning.errors import NotFound
+from decisioning.sql import repositories as repo
+from decisioning.sql.tables import holdouts
+from experiments.report import CellStatistics, analyse_metric, recommend, sample_ratio
+
+DEFAULT_PLANNED_UNITS_PER_CELL = 5000  # the mixture's tuning when a design plans no size
+
+
+def experiment_report(
+    connection: Connection, experiment_id: str, *, cuped: bool = True
+) -> dict[str, Any]:
+    """The report of one experiment or holdout, as a JSON-ready mapping."""
+    design = _design(connection, experiment_id)
+    rows = repo.cell_statistics(connection, experiment_id)
+    by_metric: dict[str, dict[str, CellStatistics]] = {}
+    for row in rows:
+        by_metric.setdefault(row.metric, {})[row.cell] = CellStatistics(
+            row.n, row.sum, row.sum_squares, row.sum_x, row.sum_x2, row.sum_xy
+        )
+    cells = design["cells"]
+    control = cells[0]["name"]
+    counts = [
+        by_metric.get(design["primary_metric"], {}).get(c["name"], CellStatistics(0, 0.0, 0.0)).n
+        for c in cells
+    ]
+    ratio = sample_ratio(counts, [c["weight"] for c in cells])
+    planned = 2 * (design["planned_units_per_cell"] or DEFAULT_PLANNED_UNITS_PER_CELL)
+    metrics = {}
+    for metric in [design["primary_metric"], *design["guardrail_metrics"]]:
+        present = {
+            c["name"]: by_metric.get(metric, {}).get(c["name"], CellStatistics(0, 0.0, 0.0))
+            for c in cells
+        }
+        metrics[metric] = analyse_metric(
+            metric, present, control, alpha=design["alpha"], planned_n=planned, use_cuped=cuped
+        )
+    action, reason = recommend(metrics[design["primary_metric"]], ratio, design["alpha"])
+    return {
+        "experiment_id": experiment_id,
+        "status": design["status"],
+        "alpha": design["alpha"],
+        "control": control,
+        "cells": [{**c, "units": n} for c, n in zip(cells, counts, strict=True)],
+        "sample_ratio": asdict(ratio),
+        "metrics": {
+            m: {
+                "cuped": r.cuped,
+                "cells": {
+                    name: _summary(stats)
+                    for name, stats in (
+                        (c["name"], by_metric.get(m, {}).get(c["name"])) for c in cells
+                    )
+                    if stats is not None
+                },
+                "comparisons": [asdict(c) for c in r.comparisons],
+            }
+            for m, r in metrics.items()
+        },
+        "recommendation": {"action": action, "reason": reason},
+    }
+
+
+def _summary(stats: CellStatistics) -> dict[str, float | None]:
+    return {
+        "n": stats.n,
+        "mean": stats.mean if stats.n else None,
+        "variance": stats.variance if stats.n > 1 else None,
+    }
+
+
+def _design(connection: Connection, experiment_id: str) -> dict[str, Any]:
+    if experiment_id.startswith(HOLDOUT_PREFIX):
+        document = repo.load_document(
+            connection, holdouts, "holdout_id", experiment_id.removeprefix(HOLDOUT_PREFIX)
+        )
+        if document is None:
+            raise NotFound(f"no holdout {experiment_id!r}", field="experiment_id")
+        share = holdout_from_document(document).share
+        return {
+            "cells": [
+                {"name": "holdout", "weight": share},
+                {"name": "campaign", "weight": 1 - share},
+            ],
+            "primary_metric": "conversion",
+            "guardrail_metrics": ["value", "contacts"],
+            "alpha": 0.05,
+            "planned_units_per_cell": None,
+            "status": "running",
+        }
+    experiment = get_experiment(connection, experiment_id)
+    return {
+        "cells": [{"name": c.name, "weight": c.weight} for c in experiment.cells],
+        "primary_metric": experiment.primary_metric,
+        "guardrail_metrics": list(experiment.guardrail_metrics),
+        "alpha": experiment.alpha,
+        "planned_units_per_cell": experiment.planned_units_per_cell,
+        "status": experiment.status,
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as a plain-text table."""
+    lines = [
+        f"experiment {report['experiment_id']} ({report['status']}), alpha {report['alpha']}, "
+        f"control {report['control']}",
+        "cells: "
+        + ", ".join(
+            f"{c['name']} {c['units']:,} units (weight {c['weight']:g})" for c in report["cells"]
+        ),
+        f"sample ratio: p = {_number(report['sample_ratio']['p_value'])}"
+        + ("  MISMATCH" if report["sample_ratio"]["mismatch"] else ""),
+        "",
+        f"{'metric':<11} {'cell':<12} {'lift':>10} {'relative':>9} {'95% CI (fixed)':>23} "
+        f"{'anytime-valid CI':>23} {'p (anytime)':>11} {'p (Holm)':>9}",
+    ]
+    for metric, result in report["metrics"].items():
+        for c in result["comparisons"]:
+            lines.append(
+                f"{metric:<11} {c['cell']:<12} {_number(c['lift']):>10} "
+                f"{_percent(c['relative_lift']):>9} {_interval(c['ci']):>23} "
+                f"{_interval(c['sequential_ci']):>23} {_number(c['sequential_p_value']):>11} "
+                f"{_number(c['adjusted_p_value']):>9}" + (f"  {c['error']}" if c["error"] else "")
+            )
+    recommendation = report["recommendation"]
+    lines += ["", f"recommendation: {recommendation['action']} ({recommendation['reason']})"]
+    return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1%}"
+
+
+def _interval(bounds: list[float] | tuple[float, float] | None) -> str:
+    return "-" if bounds is None else f"[{bounds[0]:.4g}, {bounds[1]:.4g}]"
