@@ -40,12 +40,12 @@ BASELINES: Final[tuple[str, ...]] = (RANDOM, SEGMENT_RULES)
 #: Scenario names kept for the experiment service, with the piece each one is missing.
 RESERVED: Final[dict[str, str]] = {
     "aa-test": (
-        "the experiment analysis service (experiments.analysis: per-cell reports with "
-        "always-valid confidence sequences and the SRM check)"
+        "a runner mode that sets up an experiment and reads decisioning.reports "
+        "(the reports exist; this scenario is not written yet)"
     ),
     "holdout-uplift": (
-        "the experiment analysis service (experiments.analysis: the holdout report of "
-        "incremental value with its confidence interval)"
+        "a runner mode that switches the universal holdout on and compares "
+        "decisioning.reports' holdout:bank report with the true uplift (not written yet)"
     ),
 }
 #: Longest simulation, days: the simulated calendar starts on 2025-01-06 and must stay in the
