@@ -39,13 +39,9 @@ SEGMENT_RULES: Final = "segment-rules"
 BASELINES: Final[tuple[str, ...]] = (RANDOM, SEGMENT_RULES)
 #: Scenario names kept for the experiment service, with the piece each one is missing.
 RESERVED: Final[dict[str, str]] = {
-    "aa-test": (
-        "a runner mode that sets up an experiment and reads decisioning.reports "
-        "(the reports exist; this scenario is not written yet)"
-    ),
+    "aa-test": "its runner mode (an A/A experiment read back through decisioning.reports)",
     "holdout-uplift": (
-        "a runner mode that switches the universal holdout on and compares "
-        "decisioning.reports' holdout:bank report with the true uplift (not written yet)"
+        "its runner mode (the holdout:bank report of decisioning.reports against the true uplift)"
     ),
 }
 #: Longest simulation, days: the simulated calendar starts on 2025-01-06 and must stay in the

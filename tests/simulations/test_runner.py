@@ -205,7 +205,7 @@ def test_reserved_scenarios_name_the_missing_service(
 ) -> None:
     assert simulate([name]) == 2
     err = capsys.readouterr().err
-    assert name in err and "experiments.analysis" in err and "does not exist yet" in err
+    assert name in err and "decisioning.reports" in err and "does not exist yet" in err
 
 
 def test_the_command_prints_the_table_and_writes_json_and_png(
