@@ -143,7 +143,7 @@ def compare(
         return replace(base, lift=lift, error="ZERO_VARIANCE")
     # Welch-Satterthwaite degrees of freedom.
     df = variance**2 / (var_a**2 / (control.n - 1) + var_b**2 / (treatment.n - 1))
-    t = stats.t.ppf(1.0 - alpha / 2.0, df)
+    t = float(stats.t.ppf(1.0 - alpha / 2.0, df))
     ci = (lift - t * math.sqrt(variance), lift + t * math.sqrt(variance))
     p_value = float(2.0 * stats.t.sf(abs(lift) / math.sqrt(variance), df))
     rho = mixture_rho(alpha, planned_n)
@@ -155,7 +155,7 @@ def compare(
         relative = treatment.mean / control.mean - 1.0
         # Delta method: Var(mb/ma) ~ var_b/ma^2 + mb^2 var_a/ma^4.
         relative_var = var_b / control.mean**2 + treatment.mean**2 * var_a / control.mean**4
-        z = stats.norm.ppf(1.0 - alpha / 2.0)
+        z = float(stats.norm.ppf(1.0 - alpha / 2.0))
         relative_ci = (
             relative - z * math.sqrt(relative_var),
             relative + z * math.sqrt(relative_var),
