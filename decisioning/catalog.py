@@ -434,6 +434,10 @@ def get_experiment(connection: Connection, experiment_id: str) -> Experiment:
     return experiment_from_document(document)
 
 
+def list_experiment_documents(connection: Connection) -> list[dict[str, Any]]:
+    return list(repo.load_documents(connection, experiment_table, "experiment_id").values())
+
+
 def put_holdout(connection: Connection, holdout: Holdout, now: datetime) -> None:
     repo.upsert_document(
         connection, holdout_table, "holdout_id", holdout_id(holdout), _to_document(holdout), now

@@ -98,6 +98,32 @@ def _learn(args: argparse.Namespace, settings: Settings) -> int:
         time.sleep(args.interval)
 
 
+def _experiment(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from decisioning import catalog
+    from decisioning.errors import InvalidInput
+    from decisioning.sql.session import make_engine, migrate, unit_of_work
+
+    engine = make_engine(settings.url)
+    migrate(engine)
+    if args.experiment_command == "list":
+        with engine.connect() as connection:
+            for document in catalog.list_experiment_documents(connection):
+                print(json.dumps(document))
+        return 0
+    try:
+        document = json.loads(args.file.read())
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"not JSON: {exc}", field="--file") from None
+    experiment = catalog.experiment_from_document({**document, "experiment_id": args.id})
+    with unit_of_work(engine) as connection:
+        created = catalog.put_experiment(connection, experiment, datetime.now(UTC))
+    print(f"experiment {args.id} {'created' if created else 'updated'}")
+    return 0
+
+
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     from decisioning.reports import experiment_report, format_report
     from decisioning.sql.session import make_engine
@@ -153,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     learn.set_defaults(run=_learn)
 
     add_simulate_parser(commands)
+
+    experiment = commands.add_parser("experiment", help="create, change and list experiments")
+    experiment_commands = experiment.add_subparsers(dest="experiment_command", required=True)
+    put = experiment_commands.add_parser("put", help="create or change one from a JSON design")
+    put.add_argument("id", help="experiment id")
+    put.add_argument("--file", type=argparse.FileType("r"), required=True, help="JSON design")
+    put.set_defaults(run=_experiment)
+    experiment_commands.add_parser("list", help="every stored design").set_defaults(run=_experiment)
 
     report = commands.add_parser("report", help="an experiment's report as a readable table")
     report.add_argument("experiment", metavar="EXPERIMENT", help="experiment id, or holdout:bank")

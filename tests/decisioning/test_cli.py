@@ -98,3 +98,26 @@ def test_report_prints_a_table(tmp_path: Path, capsys, monkeypatch) -> None:
     out = capsys.readouterr().out
     assert "holdout" in out and "campaign" in out and "recommendation:" in out
     assert main(["report", "nope"]) == 2
+
+
+def test_experiment_put_and_list(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("DECISIONING_DATABASE_URL", f"sqlite:///{tmp_path / 'e.db'}")
+    design = tmp_path / "design.json"
+    design.write_text(
+        json.dumps(
+            {
+                "name": "copy test",
+                "layer": "banner",
+                "primary_metric": "conversion",
+                "cells": [{"name": "a", "weight": 0.5}, {"name": "b", "weight": 0.5}],
+                "planned_units_per_cell": 500,
+            }
+        )
+    )
+    assert main(["experiment", "put", "e1", "--file", str(design)]) == 0
+    assert "created" in capsys.readouterr().out
+    assert main(["experiment", "list"]) == 0
+    assert json.loads(capsys.readouterr().out)["experiment_id"] == "e1"
+    design.write_text(json.dumps({**json.loads(design.read_text()), "alpha": 0.9}))
+    assert main(["experiment", "put", "e1", "--file", str(design)]) == 2
+    assert "alpha" in capsys.readouterr().err
