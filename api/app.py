@@ -25,6 +25,7 @@ from decisioning.errors import (
 )
 from decisioning.learning import BackgroundLearner, Learner
 from decisioning.settings import Settings
+from decisioning.sql.session import WalCheckpointer
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a full batch of 1,000 events fits with room to spare
 STATUS: dict[type[DecisioningError], int] = {
@@ -102,6 +103,9 @@ def create_app(settings: Settings | None = None, engine: DecisionEngine | None =
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         learner = None
+        checkpointer = WalCheckpointer(engine.db) if engine.db.dialect.name == "sqlite" else None
+        if checkpointer is not None:
+            checkpointer.start()
         if settings.runs_embedded_learner:
             learner = BackgroundLearner(
                 Learner(engine, settings.default_policy), settings.learner_interval_seconds
@@ -110,6 +114,8 @@ def create_app(settings: Settings | None = None, engine: DecisionEngine | None =
         yield
         if learner is not None:
             learner.stop()
+        if checkpointer is not None:
+            checkpointer.stop()
 
     app = FastAPI(
         lifespan=lifespan,

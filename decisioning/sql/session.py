@@ -7,6 +7,7 @@ upgrades to a writer. PostgreSQL runs at READ COMMITTED; decisions lock their cu
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,3 +95,42 @@ def migrate(engine: Engine) -> None:
     with unit_of_work(engine) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+class WalCheckpointer:
+    """Checkpoints SQLite's write-ahead log from a background thread every ``interval_seconds``.
+
+    SQLite otherwise checkpoints inside whichever commit crosses 1,000 log pages, and that commit
+    pays a copy and an fsync of several milliseconds: the long tail of decision latency. While
+    this runs, the engine's connections leave checkpoints to it (``wal_autocheckpoint=0``); a
+    ``PASSIVE`` checkpoint never blocks writers.
+    """
+
+    def __init__(self, engine: Engine, interval_seconds: float = 0.2) -> None:
+        self._engine = engine
+        self._interval = interval_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        event.listen(self._engine, "connect", _no_autocheckpoint)
+        self._engine.dispose()  # pooled connections reconnect without automatic checkpoints
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        event.remove(self._engine, "connect", _no_autocheckpoint)
+        self._engine.dispose()
+
+    def _run(self) -> None:
+        pooled = self._engine.raw_connection()
+        try:
+            while not self._stop.wait(self._interval):
+                pooled.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+        finally:
+            pooled.close()
+
+
+def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
