@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import multiprocessing
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -87,3 +88,21 @@ def charges_in_log(engine: DecisionEngine) -> dict[str, int]:
             for budget_id, units in shown["charges"].items():
                 total[budget_id] = total.get(budget_id, 0) + units
     return total
+
+
+def run_in_processes(worker: Callable[..., None], url: str, processes: int) -> list[Any]:
+    """Run ``worker(url, seed, start_barrier, results_queue)`` in ``processes`` spawned
+    processes that start together; returns what each put on the queue."""
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(processes), context.Queue()
+    workers = [
+        context.Process(target=worker, args=(url, seed, start, results))
+        for seed in range(processes)
+    ]
+    for process in workers:
+        process.start()
+    answers = [results.get(timeout=300) for _ in workers]
+    for process in workers:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    return answers

@@ -4,7 +4,6 @@ afterwards no budget is overspent, no cap exceeded, and the log agrees with the 
 
 from __future__ import annotations
 
-import multiprocessing
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from tests.support import (
     contact_rows,
     logged_decisions,
     offer,
+    run_in_processes,
 )
 
 PROCESSES = 4
@@ -74,18 +74,7 @@ def test_budgets_and_caps_hold_across_processes(
         ],
         policy=POLICY,
     )
-    context = multiprocessing.get_context("spawn")
-    start, results = context.Barrier(PROCESSES), context.Queue()
-    workers = [
-        context.Process(target=_worker, args=(url, seed, start, results))
-        for seed in range(PROCESSES)
-    ]
-    for worker in workers:
-        worker.start()
-    shown = sum(results.get(timeout=300) for _ in workers)
-    for worker in workers:
-        worker.join(timeout=60)
-        assert worker.exitcode == 0
+    shown = sum(run_in_processes(_worker, url, PROCESSES))
 
     with setup.db.connect() as connection:
         budget_rows = {r.budget_id: r for r in connection.execute(select(budgets))}

@@ -3,7 +3,6 @@ afterwards every cell's sufficient statistics equal the sums over its units exac
 
 from __future__ import annotations
 
-import multiprocessing
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +16,7 @@ from decisioning.sql.session import unit_of_work
 from decisioning.sql.tables import cell_stats, exposures
 from experiments.design import Cell, Experiment
 from tests.conftest import open_engine
-from tests.support import NOW, configure, offer
+from tests.support import NOW, configure, offer, run_in_processes
 
 PROCESSES = 4
 DECISIONS = 150
@@ -78,16 +77,7 @@ def test_cell_statistics_are_exact_under_concurrency(
             ),
             NOW,
         )
-    context = multiprocessing.get_context("spawn")
-    start, results = context.Barrier(PROCESSES), context.Queue()
-    workers = [
-        context.Process(target=_worker, args=(url, s, start, results)) for s in range(PROCESSES)
-    ]
-    for worker in workers:
-        worker.start()
-    assert sorted(results.get(timeout=300) for _ in workers) == list(range(PROCESSES))
-    for worker in workers:
-        worker.join(timeout=60)
+    assert sorted(run_in_processes(_worker, url, PROCESSES)) == list(range(PROCESSES))
 
     with setup.db.connect() as connection:
         units = list(connection.execute(select(exposures).where(exposures.c.experiment_id == "e1")))
