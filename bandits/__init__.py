@@ -1,6 +1,12 @@
 """Decision policies behind one interface (``bandits.base.Policy``) and their registry."""
 
-from bandits import beta_bernoulli  # noqa: F401  (registers the policy)
+from bandits import (  # noqa: F401  (registers the policies)
+    beta_bernoulli,
+    epsilon_greedy,
+    linear_ts,
+    linucb,
+    uniform,
+)
 from bandits.base import (
     Actions,
     Context,
