@@ -6,6 +6,7 @@ from bandits import (  # noqa: F401  (registers the policies)
     linear_ts,
     linucb,
     uniform,
+    vw,
 )
 from bandits.base import (
     Actions,
