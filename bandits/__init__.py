@@ -5,6 +5,7 @@ from bandits import (  # noqa: F401  (registers the policies)
     epsilon_greedy,
     linear_ts,
     linucb,
+    logistic_ts,
     uniform,
     vw,
 )
