@@ -55,9 +55,8 @@ class LinearTSPolicy(DisjointLinearPolicy):
             return {}
         x = self._x(context)
         names = list(actions)
-        stats = [self.arms.mean_var(x, a) for a in names]
-        mean = np.array([m for m, _ in stats])
-        sd = self.v * np.sqrt(np.maximum([s for _, s in stats], 0.0))
+        mean, var = self.arms.mean_var_many(x, names)
+        sd = self.v * np.sqrt(np.maximum(var, 0.0))
         # Per action the sampled score theta~.x is N(mean, v^2 x'A^-1x): sample it directly.
         z = self._rng().standard_normal((self.n_draws, len(names)))
         wins = np.bincount(np.argmax(mean + sd * z, axis=1), minlength=len(names))

@@ -62,6 +62,18 @@ class RidgeArms:
             return 0.0, float(x @ x) / self.l2
         return float(self.theta[i] @ x), float(x @ self.a_inv[i] @ x)
 
+    def mean_var_many(self, x: np.ndarray, actions: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Vectorised ``mean_var`` over ``actions``: two arrays of shape ``(len(actions),)``."""
+        idx = [self.index.get(a, -1) for a in actions]
+        known = np.array([i >= 0 for i in idx])
+        rows = np.array([max(i, 0) for i in idx], dtype=np.intp)
+        mean = np.zeros(len(actions))
+        var = np.full(len(actions), float(x @ x) / self.l2)
+        if len(self.index) and known.any():
+            mean = np.where(known, self.theta[rows] @ x, 0.0)
+            var = np.where(known, np.einsum("kij,i,j->k", self.a_inv[rows], x, x), var)
+        return mean, var
+
     def update(self, x: np.ndarray, action: str, target: float) -> None:
         """Sherman-Morrison: ``(A + x x')^-1 = A^-1 - A^-1 x x' A^-1 / (1 + x' A^-1 x)``."""
         i = self.slot(action)
@@ -93,8 +105,9 @@ class DisjointLinearPolicy(Policy):
         return self.featurizer.transform_context(context)
 
     def score_one(self, context: Context, actions: Actions) -> dict[str, float]:
-        x = self._x(context)
-        return {a: self.arms.mean_var(x, a)[0] for a in actions}
+        names = list(actions)
+        mean, _ = self.arms.mean_var_many(self._x(context), names)
+        return dict(zip(names, mean.tolist(), strict=True))
 
     def learn_one(
         self, context: Context, actions: Actions, chosen: str, reward: float, propensity: float
@@ -145,12 +158,10 @@ class LinUCBPolicy(DisjointLinearPolicy):
 
     def ucb_one(self, context: Context, actions: Actions) -> dict[str, float]:
         """Upper confidence bound of each action (eq. 4)."""
-        x = self._x(context)
-        out = {}
-        for a in actions:
-            m, v = self.arms.mean_var(x, a)
-            out[a] = m + self.alpha * float(np.sqrt(max(v, 0.0)))
-        return out
+        names = list(actions)
+        mean, var = self.arms.mean_var_many(self._x(context), names)
+        ucb = mean + self.alpha * np.sqrt(np.maximum(var, 0.0))
+        return dict(zip(names, ucb.tolist(), strict=True))
 
     def predict_proba_one(self, context: Context, actions: Actions) -> dict[str, float]:
         return apply_floor(softmax(self.ucb_one(context, actions), self.temperature), self.floor)
