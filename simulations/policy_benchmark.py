@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,7 +78,11 @@ def run_policy(policy: Policy, world: World, rng_seed: int) -> np.ndarray:
     for t in range(len(probs)):
         ctx = world.context(t)
         p = policy.predict_proba_one(ctx, world.actions)
-        (draw,) = draw_slate(lambda c, p=p: {a: p[a] for a in c}, names, 1, rng)
+
+        def dist(candidates: Sequence[str], p: dict[str, float] = p) -> dict[str, float]:
+            return {a: p[a] for a in candidates}
+
+        (draw,) = draw_slate(dist, names, 1, rng)
         k = index[draw.action]
         reward = float(world.uniforms[t, 0] < probs[t, k])
         policy.learn_one(ctx, world.actions, draw.action, reward, draw.propensity)
