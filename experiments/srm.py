@@ -1,0 +1,41 @@
+"""Sample-ratio mismatch: chi-square goodness of fit against the configured weights.
+
+References
+----------
+Fabijan et al. (2019), "Diagnosing sample ratio mismatch in online controlled experiments".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+SRM_ALPHA = 0.001
+
+
+@dataclass(frozen=True, slots=True)
+class SrmResult:
+    """Chi-square statistic, p-value, and whether p < ``SRM_ALPHA``."""
+
+    statistic: float
+    p_value: float
+    mismatch: bool
+    error: str | None = None
+
+
+def chi_square_srm(counts: Sequence[int], weights: Sequence[float]) -> SrmResult:
+    """Pearson chi-square of observed ``counts`` against expected ``weights`` (normalised)."""
+    c = np.asarray(counts, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    if c.shape != w.shape:
+        raise ValueError(f"counts and weights must have the same length, got {c.size}, {w.size}")
+    if np.any(w <= 0):
+        raise ValueError("weights must be > 0")
+    if c.sum() == 0:
+        return SrmResult(float("nan"), float("nan"), False, "EMPTY_CELL")
+    res = stats.chisquare(c, c.sum() * w / w.sum())
+    p = float(res.pvalue)
+    return SrmResult(float(res.statistic), p, p < SRM_ALPHA)
