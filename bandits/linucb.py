@@ -70,8 +70,9 @@ class RidgeArms:
         mean = np.zeros(len(actions))
         var = np.full(len(actions), float(x @ x) / self.l2)
         if len(self.index) and known.any():
-            mean = np.where(known, self.theta[rows] @ x, 0.0)
-            var = np.where(known, np.einsum("kij,i,j->k", self.a_inv[rows], x, x), var)
+            # All arms at once (no (K, d, d) fancy-index copy), then pick the candidates.
+            mean = np.where(known, (self.theta @ x)[rows], 0.0)
+            var = np.where(known, ((self.a_inv @ x) @ x)[rows], var)
         return mean, var
 
     def update(self, x: np.ndarray, action: str, target: float) -> None:

@@ -99,23 +99,32 @@ class LogisticTSPolicy(Policy):
             return self.prior_bias, float(x @ x) / self.prior_precision
         return float(self.mean[i] @ x), float(x @ self.cov[i] @ x)
 
+    def _stats_many(self, x: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        idx = [self.index.get(a, -1) for a in names]
+        known = np.array([i >= 0 for i in idx])
+        mu = np.full(len(names), self.prior_bias)
+        var = np.full(len(names), float(x @ x) / self.prior_precision)
+        if self.index and known.any():
+            rows = np.array([max(i, 0) for i in idx], dtype=np.intp)
+            mu = np.where(known, (self.mean @ x)[rows], mu)
+            var = np.where(known, ((self.cov @ x) @ x)[rows], var)
+        return mu, var
+
     def score_one(self, context: Context, actions: Actions) -> dict[str, float]:
         """Posterior-mean probit-corrected P(reward): ``sigmoid(mu / sqrt(1 + pi s2 / 8))``."""
         x = self.featurizer.transform_context(context)
-        out = {}
-        for a in actions:
-            mu, s2 = self._stats(x, a)
-            out[a] = 1.0 / (1.0 + math.exp(-mu / math.sqrt(1.0 + math.pi * s2 / 8.0)))
-        return out
+        names = list(actions)
+        mu, s2 = self._stats_many(x, names)
+        p = 1.0 / (1.0 + np.exp(-mu / np.sqrt(1.0 + np.pi * np.maximum(s2, 0.0) / 8.0)))
+        return dict(zip(names, p.tolist(), strict=True))
 
     def predict_proba_one(self, context: Context, actions: Actions) -> dict[str, float]:
         if not actions:
             return {}
         x = self.featurizer.transform_context(context)
         names = list(actions)
-        stats = [self._stats(x, a) for a in names]
-        mu = np.array([m for m, _ in stats])
-        sd = self.scale * np.sqrt(np.maximum([s for _, s in stats], 0.0))
+        mu, var = self._stats_many(x, names)
+        sd = self.scale * np.sqrt(np.maximum(var, 0.0))
         rng = np.random.default_rng([self.seed or 0, self.n_updates])
         z = rng.standard_normal((self.n_draws, len(names)))
         wins = np.bincount(np.argmax(mu + sd * z, axis=1), minlength=len(names))
