@@ -94,8 +94,8 @@ POLICIES: dict[str, dict[str, object]] = {
     "uniform": {},
     "epsilon-greedy": {"epsilon": 0.05, "dim": 64},
     "linucb": {"alpha": 0.5, "temperature": 0.01, "dim": 64, "floor": 0.001},
-    "linear-ts": {"v": 0.2, "dim": 64, "floor": 0.001, "n_draws": 64},
-    "logistic-ts": {"dim": 64, "floor": 0.001, "n_draws": 64, "prior_bias": -3.0},
+    "linear-ts": {"v": 0.1, "dim": 64, "floor": 0.001, "n_draws": 64},
+    "logistic-ts": {"dim": 64, "floor": 0.001, "n_draws": 64, "prior_bias": -3.0, "scale": 0.5},
     "vw-squarecb": {"exploration": "squarecb"},
     "vw-epsilon": {"exploration": "epsilon", "epsilon": 0.05},
 }
