@@ -1,5 +1,6 @@
 """Experiments: assignment, design, and the pure statistics of analysis."""
 
+from experiments.cuped import cuped, pooled_theta
 from experiments.fixed_horizon import LiftResult, absolute_lift, relative_lift
 from experiments.multiple_testing import benjamini_hochberg, holm
 from experiments.sequential import SequentialLift, always_valid_p_value, optimal_rho
@@ -15,6 +16,8 @@ __all__ = [
     "absolute_lift",
     "always_valid_p_value",
     "benjamini_hochberg",
+    "cuped",
+    "pooled_theta",
     "chi_square_srm",
     "holm",
     "optimal_rho",
