@@ -16,10 +16,10 @@ __all__ = [
     "absolute_lift",
     "always_valid_p_value",
     "benjamini_hochberg",
-    "cuped",
-    "pooled_theta",
     "chi_square_srm",
+    "cuped",
     "holm",
     "optimal_rho",
+    "pooled_theta",
     "relative_lift",
 ]
