@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 SRM_ALPHA = 0.001
 
@@ -39,3 +39,31 @@ def chi_square_srm(counts: Sequence[int], weights: Sequence[float]) -> SrmResult
     res = stats.chisquare(c, c.sum() * w / w.sum())
     p = float(res.pvalue)
     return SrmResult(float(res.statistic), p, p < SRM_ALPHA)
+
+
+def sequential_srm_p_value(
+    counts: Sequence[int], weights: Sequence[float], concentration: float = 100.0
+) -> float:
+    """Anytime-valid SRM p-value: ``1 / BF`` of a Dirichlet-multinomial mixture vs the weights.
+
+    ``BF = [B(a + counts) / B(a)] / prod(w_i^counts_i)`` with ``a = concentration * w``
+    (Lindon & Malek 2022, "Anytime-valid inference for multinomial count data", eq. 6). The
+    Bayes factor is a test martingale under the null, so by Ville's inequality
+    ``P(sup 1/BF <= alpha) <= alpha``; take the running minimum over looks when monitoring.
+    """
+    c = np.asarray(counts, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    if c.shape != w.shape:
+        raise ValueError(f"counts and weights must have the same length, got {c.size}, {w.size}")
+    if np.any(w <= 0):
+        raise ValueError("weights must be > 0")
+    if concentration <= 0:
+        raise ValueError(f"concentration must be > 0, got {concentration}")
+    w = w / w.sum()
+    a = concentration * w
+
+    def log_beta(v: np.ndarray) -> float:
+        return float(np.sum(special.gammaln(v)) - special.gammaln(np.sum(v)))
+
+    log_bf = log_beta(a + c) - log_beta(a) - float(np.sum(c * np.log(w)))
+    return float(min(1.0, np.exp(-log_bf)))

@@ -160,3 +160,17 @@ def test_srm_matches_scipy() -> None:
 
 def test_optimal_rho_decreases_with_planned_n() -> None:
     assert optimal_rho(1000) > optimal_rho(40_000)
+
+
+def test_sequential_srm_false_alarms_and_detection() -> None:
+    from experiments.srm import sequential_srm_p_value
+
+    rng = np.random.default_rng(12)
+    alarms = 0
+    for _ in range(200):
+        a = rng.binomial(1, 0.5, 20_000).cumsum()
+        steps = np.arange(500, 20_001, 500)
+        p = min(sequential_srm_p_value([a[s - 1], s - a[s - 1]], [1, 1]) for s in steps)
+        alarms += p < 0.001
+    assert alarms <= 2
+    assert sequential_srm_p_value([4000, 6000], [1, 1]) < 0.001
