@@ -1,0 +1,79 @@
+"""A/A and power harness for the anytime-valid CS and the sequential SRM (seeded, vectorised).
+
+Peeks every 500 units per arm up to 20,000 per arm on a 10% baseline binary metric.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special, stats
+
+from experiments.sequential import optimal_rho
+
+STEP, MAX_N, BASE, ALPHA = 500, 20_000, 0.10, 0.05
+
+
+def _paths(rng: np.random.Generator, experiments: int, p: float) -> np.ndarray:
+    looks = MAX_N // STEP
+    return rng.binomial(STEP, p, (experiments, looks)).cumsum(axis=1).astype(float)
+
+
+def _trial(rng: np.random.Generator, experiments: int, lift: float) -> dict[str, float]:
+    looks = np.arange(1, MAX_N // STEP + 1) * STEP
+    c = _paths(rng, experiments, BASE) / looks
+    t = _paths(rng, experiments, BASE * (1 + lift)) / looks
+    v = c * (1 - c) / looks + t * (1 - t) / looks
+    v = np.where(v > 0, v, np.inf)
+    diff = t - c
+    n = 2.0 * looks
+    rho = optimal_rho(2.0 * MAX_N, ALPHA)
+    nr = n * rho**2
+    half = np.sqrt(v * n * 2 * (nr + 1) / (n**2 * rho**2) * np.log(np.sqrt(nr + 1) / ALPHA))
+    seq = np.abs(diff) > half
+    naive = np.abs(diff) / np.sqrt(v) > stats.norm.ppf(1 - ALPHA / 2)
+    stop = np.where(seq.any(axis=1), looks[np.argmax(seq, axis=1)], MAX_N)
+    return {
+        "anytime_valid_reject": float(seq.any(axis=1).mean()),
+        "naive_peeking_reject": float(naive.any(axis=1).mean()),
+        "anytime_valid_mean_stop_per_arm": float(stop.mean()),
+    }
+
+
+def _srm(
+    rng: np.random.Generator, experiments: int, p: float, total: int, k: float = 1000.0
+) -> float:
+    looks = np.arange(1, total // 1000 + 1) * 1000
+    a = rng.binomial(1000, p, (experiments, looks.size)).cumsum(axis=1).astype(float)
+    b = looks - a
+
+    la = special.gammaln(k / 2 + a) + special.gammaln(k / 2 + b) - special.gammaln(k + looks)
+    la -= 2 * special.gammaln(k / 2) - special.gammaln(k)
+    log_bf = la - looks * np.log(0.5)
+    return float((log_bf > np.log(1 / 0.001)).any(axis=1).mean())
+
+
+def run(seed: int, experiments: int = 2000) -> list[dict[str, float | str]]:
+    """Rows of measured rates: A/A, +10% relative lift, SRM null and 49:51."""
+    rng = np.random.default_rng(seed)
+    aa = _trial(rng, experiments, 0.0)
+    power = _trial(rng, experiments, 0.10)
+    return [
+        {"scenario": "A/A", **aa},
+        {"scenario": "+10% relative", **power},
+        {"scenario": "SRM 50:50 (false alarm)", "srm_alarm": _srm(rng, experiments, 0.5, 40_000)},
+        {"scenario": "SRM 49:51 (detection)", "srm_alarm": _srm(rng, experiments, 0.49, 40_000)},
+    ]
+
+
+def format_table(rows: list[dict[str, float | str]]) -> str:
+    """Plain-text table, one line per scenario and measure."""
+    lines = [f"{'scenario':<26} {'measure':<34} {'value':>10}"]
+    for row in rows:
+        for key, value in row.items():
+            if key != "scenario":
+                lines.append(f"{row['scenario']!s:<26} {key:<34} {float(value):>10.4f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(format_table(run(seed=2026)))

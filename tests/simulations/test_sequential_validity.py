@@ -1,0 +1,17 @@
+"""Slow A/A and power checks of the sequential harness (seeded)."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulations.sequential_validity import format_table, run
+
+
+@pytest.mark.slow
+def test_sequential_validity_targets() -> None:
+    rows = {str(r["scenario"]): r for r in run(seed=2026, experiments=2000)}
+    assert float(rows["A/A"]["anytime_valid_reject"]) <= 0.05
+    assert float(rows["A/A"]["naive_peeking_reject"]) > 0.25
+    assert float(rows["+10% relative"]["anytime_valid_mean_stop_per_arm"]) <= 14_300
+    assert float(rows["SRM 50:50 (false alarm)"]["srm_alarm"]) <= 0.01
+    assert "anytime_valid_reject" in format_table(list(rows.values()))
