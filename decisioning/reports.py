@@ -6,6 +6,7 @@ experiment ``holdout:<bank|placement>`` with the holdout as control.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from typing import Any
 
@@ -16,7 +17,11 @@ from decisioning.engine import HOLDOUT_PREFIX
 from decisioning.errors import NotFound
 from decisioning.sql import repositories as repo
 from decisioning.sql.tables import holdouts
-from experiments.report import CellStatistics, analyse_metric, recommend, sample_ratio
+from experiments.report import analyse_metric, recommend
+from experiments.srm import chi_square_srm
+from experiments.statistics import RegressionStats
+
+EMPTY = RegressionStats(0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 DEFAULT_PLANNED_UNITS_PER_CELL = 5000  # the mixture's tuning when a design plans no size
 
@@ -27,27 +32,26 @@ def experiment_report(
     """The report of one experiment or holdout, as a JSON-ready mapping."""
     design = _design(connection, experiment_id)
     rows = repo.cell_statistics(connection, experiment_id)
-    by_metric: dict[str, dict[str, CellStatistics]] = {}
+    by_metric: dict[str, dict[str, RegressionStats]] = {}
     for row in rows:
-        by_metric.setdefault(row.metric, {})[row.cell] = CellStatistics(
-            row.n, row.sum, row.sum_squares, row.sum_x, row.sum_x2, row.sum_xy
+        by_metric.setdefault(row.metric, {})[row.cell] = RegressionStats(
+            row.n, row.sum_x, row.sum, row.sum_x2, row.sum_squares, row.sum_xy
         )
     cells = design["cells"]
     control = cells[0]["name"]
-    counts = [
-        by_metric.get(design["primary_metric"], {}).get(c["name"], CellStatistics(0, 0.0, 0.0)).n
-        for c in cells
-    ]
-    ratio = sample_ratio(counts, [c["weight"] for c in cells])
-    planned = 2 * (design["planned_units_per_cell"] or DEFAULT_PLANNED_UNITS_PER_CELL)
+    counts = [by_metric.get(design["primary_metric"], {}).get(c["name"], EMPTY).n for c in cells]
+    ratio = chi_square_srm(counts, [c["weight"] for c in cells])
+    planned = design["planned_units_per_cell"] or DEFAULT_PLANNED_UNITS_PER_CELL
     metrics = {}
     for metric in [design["primary_metric"], *design["guardrail_metrics"]]:
-        present = {
-            c["name"]: by_metric.get(metric, {}).get(c["name"], CellStatistics(0, 0.0, 0.0))
-            for c in cells
-        }
+        present = {c["name"]: by_metric.get(metric, {}).get(c["name"], EMPTY) for c in cells}
         metrics[metric] = analyse_metric(
-            metric, present, control, alpha=design["alpha"], planned_n=planned, use_cuped=cuped
+            metric,
+            present,
+            control,
+            alpha=design["alpha"],
+            planned_n_per_cell=planned,
+            use_cuped=cuped,
         )
     action, reason = recommend(metrics[design["primary_metric"]], ratio, design["alpha"])
     return {
@@ -56,7 +60,7 @@ def experiment_report(
         "alpha": design["alpha"],
         "control": control,
         "cells": [{**c, "units": n} for c, n in zip(cells, counts, strict=True)],
-        "sample_ratio": asdict(ratio),
+        "sample_ratio": _finite_values(asdict(ratio)),
         "metrics": {
             m: {
                 "cuped": r.cuped,
@@ -75,11 +79,18 @@ def experiment_report(
     }
 
 
-def _summary(stats: CellStatistics) -> dict[str, float | None]:
+def _summary(stats: RegressionStats) -> dict[str, float | None]:
     return {
         "n": stats.n,
-        "mean": stats.mean if stats.n else None,
-        "variance": stats.variance if stats.n > 1 else None,
+        "mean": stats.y.mean if stats.n else None,
+        "variance": stats.y.variance if stats.n > 1 else None,
+    }
+
+
+def _finite_values(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN: a statistic that could not be computed is null."""
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()
     }
 
 
