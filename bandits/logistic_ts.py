@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.special import expit
 
 from bandits.base import (
     Actions,
@@ -115,7 +116,8 @@ class LogisticTSPolicy(Policy):
         x = self.featurizer.transform_context(context)
         names = list(actions)
         mu, s2 = self._stats_many(x, names)
-        p = 1.0 / (1.0 + np.exp(-mu / np.sqrt(1.0 + np.pi * np.maximum(s2, 0.0) / 8.0)))
+        # expit, not 1 / (1 + exp(-z)): no overflow warning for large |z|
+        p = expit(mu / np.sqrt(1.0 + np.pi * np.maximum(s2, 0.0) / 8.0))
         return dict(zip(names, p.tolist(), strict=True))
 
     def predict_proba_one(self, context: Context, actions: Actions) -> dict[str, float]:
