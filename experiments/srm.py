@@ -26,14 +26,20 @@ class SrmResult:
     error: str | None = None
 
 
-def chi_square_srm(counts: Sequence[int], weights: Sequence[float]) -> SrmResult:
-    """Pearson chi-square of observed ``counts`` against expected ``weights`` (normalised)."""
+def _arrays(counts: Sequence[int], weights: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and weights as float arrays, checked: same length, every weight > 0."""
     c = np.asarray(counts, dtype=float)
     w = np.asarray(weights, dtype=float)
     if c.shape != w.shape:
         raise ValueError(f"counts and weights must have the same length, got {c.size}, {w.size}")
     if np.any(w <= 0):
         raise ValueError("weights must be > 0")
+    return c, w
+
+
+def chi_square_srm(counts: Sequence[int], weights: Sequence[float]) -> SrmResult:
+    """Pearson chi-square of observed ``counts`` against expected ``weights`` (normalised)."""
+    c, w = _arrays(counts, weights)
     if c.sum() == 0:
         return SrmResult(float("nan"), float("nan"), False, "EMPTY_CELL")
     res = stats.chisquare(c, c.sum() * w / w.sum())
@@ -51,12 +57,7 @@ def sequential_srm_p_value(
     Bayes factor is a test martingale under the null, so by Ville's inequality
     ``P(sup 1/BF <= alpha) <= alpha``; take the running minimum over looks when monitoring.
     """
-    c = np.asarray(counts, dtype=float)
-    w = np.asarray(weights, dtype=float)
-    if c.shape != w.shape:
-        raise ValueError(f"counts and weights must have the same length, got {c.size}, {w.size}")
-    if np.any(w <= 0):
-        raise ValueError("weights must be > 0")
+    c, w = _arrays(counts, weights)
     if concentration <= 0:
         raise ValueError(f"concentration must be > 0, got {concentration}")
     w = w / w.sum()

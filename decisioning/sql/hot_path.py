@@ -152,6 +152,7 @@ INSERT INTO exposures (experiment_id, unit_id, cell, first_exposed_at, covariate
 VALUES (:experiment_id, :unit_id, :cell, :now, :covariate, 0, 0, 0, 0, 0)
 ON CONFLICT (experiment_id, unit_id) DO NOTHING
 """
+EXPOSED = "SELECT 1 FROM exposures WHERE experiment_id = :experiment_id AND unit_id = :unit_id"
 PRE_EXPOSURE_VALUE = """
 SELECT COALESCE(SUM(value_units), 0) FROM events
 WHERE customer_id = :unit_id AND type = 'convert' AND occurred_at >= :since AND occurred_at < :now
@@ -266,6 +267,11 @@ class HotPath:
         (for CUPED). A new unit adds 1 to ``n`` of every metric of its cell.
         """
         d = self._dialect
+        unit = {"experiment_id": experiment_id, "unit_id": unit_id}
+        # A primary-key lookup first: the covariate's scan of past events is paid once per unit,
+        # not on every decision (the insert's ON CONFLICT stays the guard).
+        if self._execute(EXPOSED, unit).fetchall():
+            return False
         since = now - timedelta(days=covariate_days)
         covariate = from_units(
             self._execute(
