@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from decisioning.settings import Settings
 from simulations.cli import add_simulate_parser
@@ -98,6 +99,49 @@ def _learn(args: argparse.Namespace, settings: Settings) -> int:
         time.sleep(args.interval)
 
 
+def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+    from datetime import timedelta
+
+    from bandits.base import PolicyError
+    from decisioning.engine import DecisionEngine
+    from decisioning.errors import InvalidInput
+    from decisioning.learning import RewardDefinition
+    from decisioning.policy_evaluation import evaluate_log, format_evaluation
+
+    try:
+        params = json.loads(args.params)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"not JSON: {exc}", field="--params") from None
+    if not isinstance(params, dict):
+        raise InvalidInput("must be a JSON object", field="--params")
+    engine = DecisionEngine.open(settings)
+    try:
+        result = evaluate_log(
+            engine,
+            args.policy,
+            RewardDefinition(args.reward, timedelta(hours=args.window_hours)),
+            since=args.since,
+            until=args.until or datetime.now(UTC),
+            snapshot=args.snapshot,
+            params=params,
+        )
+    except PolicyError as exc:
+        option = "--policy" if exc.parameter == "name" else "--params"
+        raise InvalidInput(str(exc), field=option) from None
+    print(format_evaluation(result))
+    return 0
+
+
+def _timestamp(text: str) -> datetime:
+    """An ISO-8601 date or time; UTC when it names no zone."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 date or time: {text!r}") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _experiment(args: argparse.Namespace, settings: Settings) -> int:
     import json
     from datetime import UTC, datetime
@@ -177,6 +221,27 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--interval", type=float, default=10.0, help="seconds between runs")
     learn.add_argument("--once", action="store_true", help="run once and exit")
     learn.set_defaults(run=_learn)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="off-policy value of a policy on the decision log (IPS, SNIPS, DR)"
+    )
+    evaluate.add_argument("--policy", required=True, help="registered policy name")
+    evaluate.add_argument("--since", type=_timestamp, default=None, help="ISO date or time")
+    evaluate.add_argument("--until", type=_timestamp, default=None, help="default: now")
+    evaluate.add_argument(
+        "--reward", default="accept", choices=["click", "accept", "convert", "value_minus_cost"]
+    )
+    evaluate.add_argument("--window-hours", type=float, default=24.0, help="attribution window")
+    evaluate.add_argument(
+        "--snapshot",
+        choices=["latest", "fresh"],
+        default="latest",
+        help="the policy's newest published snapshot (default) or an untrained one",
+    )
+    evaluate.add_argument(
+        "--params", default="{}", help="JSON parameters of an untrained policy, e.g. '{\"v\": 0.5}'"
+    )
+    evaluate.set_defaults(run=_evaluate)
 
     add_simulate_parser(commands)
 

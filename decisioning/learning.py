@@ -9,12 +9,13 @@ the cursor it reached; workers pick the newest snapshot up within ``refresh_seco
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from bandits import Policy, make_policy
+from bandits.evaluation import LoggedRound
 from decisioning.catalog import CatalogSnapshot
 from decisioning.engine import DecisionEngine
 from decisioning.errors import InvalidInput
@@ -100,17 +101,15 @@ class Learner:
             version, rounds = snapshot.version, snapshot.rounds
             cursor = (snapshot.learned_until, snapshot.learned_decision_id)
         learnt = 0
-        while True:
-            with self.engine.db.connect() as connection:
-                batch = repo.decisions_between(connection, cursor, now - longest, self.batch_size)
-                outcomes = self._outcomes(connection, [row.decision_id for row in batch])
-            if not batch:
-                break
-            for row in batch:
-                learnt += self._learn_decision(policy, catalog, row, outcomes)
-            cursor = (batch[-1].created_at, batch[-1].decision_id)
-            if len(batch) < self.batch_size:
-                break
+        for rows, outcomes in closed_batches(self.engine, cursor, now - longest, self.batch_size):
+            for row in rows:
+                definition = self.reward_for(row.placement)
+                for shown in shown_rounds(row, catalog, definition, outcomes):
+                    policy.learn_one(
+                        shown.context, shown.actions, shown.chosen, shown.reward, shown.propensity
+                    )
+                learnt += len(row.offers)
+            cursor = (rows[-1].created_at, rows[-1].decision_id)
         if learnt == 0 and snapshot is not None:
             return 0
         with unit_of_work(self.engine.db) as connection:
@@ -128,40 +127,53 @@ class Learner:
             )
         return learnt
 
-    @staticmethod
-    def _outcomes(
-        connection: Any, decision_ids: list[str]
-    ) -> dict[tuple[str, str], list[tuple[str, float, datetime]]]:
-        found: dict[tuple[str, str], list[tuple[str, float, datetime]]] = {}
-        if decision_ids:
-            for decision_id, offer_id, kind, value_units, at in repo.events_for(
-                connection, decision_ids
-            ):
-                found.setdefault((decision_id, offer_id), []).append(
-                    (kind, from_units(value_units), at)
-                )
-        return found
 
-    def _learn_decision(
-        self,
-        policy: Policy,
-        catalog: CatalogSnapshot,
-        row: Any,
-        outcomes: Mapping[tuple[str, str], list[tuple[str, float, datetime]]],
-    ) -> int:
-        eligible = [o for o, logged in row.candidates.items() if not isinstance(logged, str)]
-        actions = {o: catalog.action_features.get(o, {"offer_id": o}) for o in eligible}
-        definition = self.reward_for(row.placement)
-        for shown in row.offers:
-            offer_id = shown["offer_id"]
-            offer = catalog.offers.get(offer_id)
-            reward = definition.reward(
-                outcomes.get((row.decision_id, offer_id), []),
-                row.created_at,
-                offer.cost if offer else 0.0,
-            )
-            policy.learn_one(row.context, actions, offer_id, reward, shown["propensity"])
-        return len(row.offers)
+Outcomes = Mapping[tuple[str, str], list[tuple[str, float, datetime]]]
+"""``(type, value, occurred_at)`` of the events of each ``(decision_id, offer_id)``."""
+
+
+def closed_batches(
+    engine: DecisionEngine, after: tuple[datetime, str], until: datetime, batch_size: int
+) -> Iterator[tuple[list[Any], Outcomes]]:
+    """The decision log after the ``(created_at, decision_id)`` cursor up to ``until``, in log
+    order, a batch of rows at a time with the outcome events of those rows."""
+    while True:
+        with engine.db.connect() as connection:
+            rows = repo.decisions_between(connection, after, until, batch_size)
+            outcomes: dict[tuple[str, str], list[tuple[str, float, datetime]]] = {}
+            if rows:
+                for decision_id, offer_id, kind, value_units, at in repo.events_for(
+                    connection, [row.decision_id for row in rows]
+                ):
+                    outcomes.setdefault((decision_id, offer_id), []).append(
+                        (kind, from_units(value_units), at)
+                    )
+        if not rows:
+            return
+        yield rows, outcomes
+        if len(rows) < batch_size:
+            return
+        after = (rows[-1].created_at, rows[-1].decision_id)
+
+
+def shown_rounds(
+    row: Any, catalog: CatalogSnapshot, definition: RewardDefinition, outcomes: Outcomes
+) -> list[LoggedRound]:
+    """One logged round per offer a decision showed, rank by rank: the eligible candidates as
+    actions, the reward under ``definition`` and the propensity the offer was drawn with."""
+    eligible = [o for o, logged in row.candidates.items() if not isinstance(logged, str)]
+    actions = {o: catalog.action_features.get(o, {"offer_id": o}) for o in eligible}
+    rounds = []
+    for shown in sorted(row.offers, key=lambda s: s["rank"]):
+        offer_id = shown["offer_id"]
+        offer = catalog.offers.get(offer_id)
+        reward = definition.reward(
+            outcomes.get((row.decision_id, offer_id), []),
+            row.created_at,
+            offer.cost if offer else 0.0,
+        )
+        rounds.append(LoggedRound(row.context, actions, offer_id, reward, shown["propensity"]))
+    return rounds
 
 
 class BackgroundLearner:
