@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import select
 
 from decisioning.catalog import put_budget, put_campaign, put_contact_policy, put_offer
-from decisioning.domain import Budget, ContactPolicy, Offer
+from decisioning.domain import Budget, ContactPolicy, Event, Offer
 from decisioning.engine import DecisionEngine
+from decisioning.events import record_events
 from decisioning.sql.session import unit_of_work
 from decisioning.sql.tables import budgets, contacts, decisions
 
@@ -60,6 +61,19 @@ def configure(
             put_budget(connection, item, NOW)
         put_contact_policy(connection, policy or ContactPolicy(), NOW)
     engine.catalog.invalidate()
+
+
+def send_outcome(
+    engine: DecisionEngine, event_id: str, decision_id: str, offer_id: str, kind: str, at: datetime
+) -> None:
+    """Record one outcome event of a logged decision, as the events endpoint would."""
+    with unit_of_work(engine.db) as connection:
+        record_events(
+            connection,
+            [Event(event_id, decision_id, offer_id, kind, at)],
+            engine.catalog.current().contact_policy,
+            at,
+        )
 
 
 def spent_units(engine: DecisionEngine) -> dict[str, int]:

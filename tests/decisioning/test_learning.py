@@ -7,13 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from decisioning.domain import DecisionRequest, Event
+from decisioning.domain import DecisionRequest
 from decisioning.errors import InvalidInput
-from decisioning.events import record_events
 from decisioning.learning import Learner, RewardDefinition
-from decisioning.sql.session import unit_of_work
 from tests.conftest import open_engine
-from tests.support import NOW, configure, offer
+from tests.support import NOW, configure, offer, send_outcome
 
 
 def test_reward_definitions() -> None:
@@ -40,13 +38,7 @@ def test_learner_moves_the_engine_toward_the_accepted_offer(sqlite_url: str) -> 
         decision = engine.decide(DecisionRequest(f"c-{i}", "app_banner", context={}), now=at)
         shown = decision.offers[0].offer_id
         if shown == "loved":
-            with unit_of_work(engine.db) as connection:
-                record_events(
-                    connection,
-                    [Event(f"e-{i}", decision.decision_id, shown, "accept", at)],
-                    engine.catalog.current().contact_policy,
-                    at,
-                )
+            send_outcome(engine, f"e-{i}", decision.decision_id, shown, "accept", at)
     assert learner.run_once(now=NOW + timedelta(minutes=30)) == 0  # no window has closed yet
     assert learner.run_once(now=NOW + timedelta(minutes=100)) == 41  # minutes 0..40 have closed
     assert learner.run_once(now=NOW + timedelta(hours=10)) == 159  # each decision once ...

@@ -9,14 +9,12 @@ import pytest
 
 from bandits.evaluation import ips
 from decisioning.cli import main
-from decisioning.domain import DecisionRequest, Event
+from decisioning.domain import DecisionRequest
 from decisioning.engine import DecisionEngine
-from decisioning.events import record_events
 from decisioning.learning import Learner, RewardDefinition
 from decisioning.policy_evaluation import evaluate_log, load_logged_rounds
-from decisioning.sql.session import unit_of_work
 from tests.conftest import open_engine
-from tests.support import NOW, configure, offer
+from tests.support import NOW, configure, offer, send_outcome
 
 ACCEPT_RATE = {"card": 0.6, "loan": 0.2, "fund": 0.05}
 REWARD = RewardDefinition("accept", timedelta(hours=1))
@@ -33,13 +31,7 @@ def _uniform_log(url: str) -> DecisionEngine:
         decision = engine.decide(DecisionRequest(f"c-{i}", "app_banner", context={}), now=at)
         shown = decision.offers[0].offer_id
         if rng.random() < ACCEPT_RATE[shown]:
-            with unit_of_work(engine.db) as connection:
-                record_events(
-                    connection,
-                    [Event(f"e-{i}", decision.decision_id, shown, "accept", at)],
-                    engine.catalog.current().contact_policy,
-                    at,
-                )
+            send_outcome(engine, f"e-{i}", decision.decision_id, shown, "accept", at)
     return engine
 
 
