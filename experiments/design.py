@@ -42,11 +42,13 @@ from decisioning.rules import Rule, RuleError, parse_rule
 __all__ = [
     "ANALYSES",
     "BUCKETS",
+    "FEEDBACK_MODES",
     "METRICS",
     "STATUSES",
     "Analysis",
     "Cell",
     "Experiment",
+    "FeedbackMode",
     "Holdout",
     "Metric",
     "Status",
@@ -64,6 +66,8 @@ Analysis: TypeAlias = Literal["sequential", "fixed", "group_sequential"]
 ANALYSES: Final[tuple[str, ...]] = get_args(Analysis)
 Status: TypeAlias = Literal["draft", "running", "stopped", "concluded"]
 STATUSES: Final[tuple[str, ...]] = get_args(Status)
+FeedbackMode: TypeAlias = Literal["off", "auto", "approval"]
+FEEDBACK_MODES: Final[tuple[str, ...]] = get_args(FeedbackMode)
 
 WEIGHT_TOLERANCE: Final = 1e-9
 """Cell weights must sum to 1 within this absolute tolerance."""
@@ -209,6 +213,11 @@ class Experiment:
     salt
         Seeds the cell hash; empty means the ``experiment_id``. Two experiments must not share a
         salt, or their cell assignments would be identical.
+    promote
+        What a decisive primary comparison does (``decisioning.feedback``): ``"off"`` reports
+        only; ``"auto"`` makes the winning cell's policy the default of ``placement`` and
+        concludes the experiment; ``"approval"`` proposes the same and waits for a marketer.
+        Needs a ``placement`` and at least one cell that sets a policy.
     """
 
     experiment_id: str
@@ -227,6 +236,7 @@ class Experiment:
     end_date: datetime | None = None
     status: Status = "draft"
     salt: str = ""
+    promote: FeedbackMode = "off"
     # Derived once here so assignment reads it instead of parsing per decision.
     rule: Rule | None = field(default=None, init=False, compare=False, repr=False)
 
@@ -272,6 +282,23 @@ class Experiment:
         if self.salt == "":
             object.__setattr__(self, "salt", self.experiment_id)
         check_id(self.salt, "salt")
+        self._check_promote()
+
+    def _check_promote(self) -> None:
+        if self.promote not in FEEDBACK_MODES:
+            raise InvalidInput(
+                f"must be one of {', '.join(FEEDBACK_MODES)}, got {self.promote!r}",
+                field="promote",
+            )
+        if self.promote == "off":
+            return
+        if self.placement is None:
+            raise InvalidInput(
+                "needs a placement: the winning policy becomes that placement's default",
+                field="promote",
+            )
+        if all(cell.policy is None for cell in self.cells):
+            raise InvalidInput("needs at least one cell that sets a policy", field="promote")
 
     def _check_cells(self) -> None:
         if not isinstance(self.cells, tuple) or len(self.cells) < 2:

@@ -250,3 +250,25 @@ cell_stats = Table(
     Column("sum_xy", Float, nullable=False, default=0.0),
     comment="Sufficient statistics per cell and metric (x: the pre-exposure covariate).",
 )
+
+placements = Table(
+    "placements",
+    metadata,
+    Column("placement", String(ID), primary_key=True),
+    Column("document", Document, nullable=False, comment='{"policy": ...}: its default policy'),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+feedback_actions = Table(
+    "feedback_actions",
+    metadata,
+    Column("action_id", String(32), primary_key=True),
+    Column("experiment_id", String(ID), nullable=False, index=True),
+    Column("kind", String(16), nullable=False, comment="promote"),
+    Column("status", String(16), nullable=False, comment="pending, applied or rejected"),
+    Column("details", Document, nullable=False, comment="the change and its statistics"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("decided_at", UTCDateTime),
+    Column("decided_by", String(ID)),
+    comment="Audit log: every change experiment results made, or proposed, to the configuration.",
+)
