@@ -23,7 +23,7 @@ from decisioning.errors import (
     NotFound,
     Unauthorized,
 )
-from decisioning.learning import BackgroundLearner, Learner
+from decisioning.learning import BackgroundLearner
 from decisioning.settings import Settings
 from decisioning.sql.session import WalCheckpointer
 
@@ -107,9 +107,7 @@ def create_app(settings: Settings | None = None, engine: DecisionEngine | None =
         if checkpointer is not None:
             checkpointer.start()
         if settings.runs_embedded_learner:
-            learner = BackgroundLearner(
-                Learner(engine, settings.default_policy), settings.learner_interval_seconds
-            )
+            learner = BackgroundLearner(engine, settings.learner_interval_seconds)
             learner.start()
         yield
         if learner is not None:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.security import KeyCache
+from api.security import KeyCache, key_id
 from decisioning.engine import DecisionEngine
 from decisioning.errors import Forbidden, Unauthorized
 
@@ -50,3 +50,15 @@ Marketer = Annotated[str, Depends(require("marketer"))]
 Reader = Annotated[str, Depends(require("marketer", "analyst"))]
 ProfileWriter = Annotated[str, Depends(require("channel", "marketer"))]
 Admin = Annotated[str, Depends(require())]
+
+
+async def key_identity(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    """``key:<id>``, the public part of the caller's key, for audit trails (after ``require``)."""
+    if credentials is None:
+        raise Unauthorized("send 'Authorization: Bearer <key>'", field="Authorization")
+    return f"key:{key_id(credentials.credentials)}"
+
+
+KeyIdentity = Annotated[str, Depends(key_identity)]

@@ -216,10 +216,32 @@ class ExperimentIn(Body):
     end_date: datetime | None = None
     status: Literal["draft", "running", "stopped", "concluded"] = "draft"
     salt: Annotated[str, StringConstraints(max_length=64)] = ""
+    promote: Literal["off", "auto", "approval"] = "off"
 
 
 class ExperimentOut(ExperimentIn):
     experiment_id: str
+
+
+class PlacementIn(Body):
+    policy: Id = Field(description="Registered policy the placement decides with by default.")
+
+
+class PlacementOut(PlacementIn):
+    placement: str
+
+
+class FeedbackActionOut(BaseModel):
+    """One entry of an experiment's audit trail (``decisioning.feedback``)."""
+
+    action_id: str
+    experiment_id: str
+    kind: str
+    status: Literal["pending", "applied", "rejected"]
+    details: dict[str, Any]
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
 
 
 class HoldoutIn(Body):

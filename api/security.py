@@ -49,6 +49,12 @@ def create_key(engine: Engine, role: str, name: str = "") -> str:
     return key
 
 
+def key_id(key: str) -> str:
+    """The public id inside a key (``dk_<id>_<secret>``); ``unknown`` for other shapes."""
+    parts = key.split("_", 2)
+    return parts[1] if len(parts) == 3 and parts[0] + "_" == KEY_PREFIX else "unknown"
+
+
 class KeyCache:
     """Key hash -> role, remembered for ``CACHE_SECONDS`` (revocations apply within that)."""
 

@@ -17,7 +17,15 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 
 from bandits import available_policies
-from decisioning.domain import CHANNELS, Budget, ChannelCaps, ContactPolicy, Offer, QuietHours
+from decisioning.domain import (
+    CHANNELS,
+    Budget,
+    ChannelCaps,
+    ContactPolicy,
+    Offer,
+    QuietHours,
+    check_id,
+)
 from decisioning.errors import InvalidInput, NotFound
 from decisioning.rules import RuleCheck, compile_rule
 from decisioning.sql import repositories as repo
@@ -32,6 +40,9 @@ from decisioning.sql.tables import (
 )
 from decisioning.sql.tables import (
     holdouts as holdout_table,
+)
+from decisioning.sql.tables import (
+    placements as placement_table,
 )
 from experiments.assignment import Assigner
 from experiments.design import Cell, Experiment, Holdout, apply_change, validate_experiments
@@ -218,6 +229,8 @@ class CatalogSnapshot:
     assigner: Assigner = field(default_factory=lambda: Assigner([]))
     holdouts: tuple[tuple[str, str | None, Assigner], ...] = ()
     """(holdout id, placement, an assigner of it alone): to record both sides of each holdout."""
+    placement_policies: dict[str, str] = field(default_factory=dict)
+    """Each placement's default policy, where one was set (or promoted by an experiment)."""
 
     @classmethod
     def load(cls, connection: Connection) -> CatalogSnapshot:
@@ -239,6 +252,12 @@ class CatalogSnapshot:
             holdout_from_document(d)
             for d in repo.load_documents(connection, holdout_table, "holdout_id").values()
         ]
+        placement_policies = {
+            placement: str(document["policy"])
+            for placement, document in repo.load_documents(
+                connection, placement_table, "placement"
+            ).items()
+        }
         return cls.build(
             version,
             offer_list,
@@ -246,6 +265,7 @@ class CatalogSnapshot:
             contact_policy_from_document(policy_document) if policy_document else ContactPolicy(),
             experiment_list,
             holdout_list,
+            placement_policies,
         )
 
     @classmethod
@@ -257,6 +277,7 @@ class CatalogSnapshot:
         policy: ContactPolicy,
         experiment_list: Sequence[Experiment] = (),
         holdout_list: Sequence[Holdout] = (),
+        placement_policies: Mapping[str, str] | None = None,
     ) -> CatalogSnapshot:
         by_channel = {
             channel: tuple(o for o in offer_list if channel in o.channels) for channel in CHANNELS
@@ -291,6 +312,7 @@ class CatalogSnapshot:
             experiments={e.experiment_id: e for e in experiment_list},
             assigner=Assigner(experiment_list, holdout_list),
             holdouts=tuple((holdout_id(h), h.placement, Assigner([], [h])) for h in holdout_list),
+            placement_policies=dict(placement_policies or {}),
         )
 
 
@@ -436,6 +458,24 @@ def get_experiment(connection: Connection, experiment_id: str) -> Experiment:
 
 def list_experiment_documents(connection: Connection) -> list[dict[str, Any]]:
     return list(repo.load_documents(connection, experiment_table, "experiment_id").values())
+
+
+def put_placement_policy(
+    connection: Connection, placement: str, policy: str, now: datetime
+) -> None:
+    """Make ``policy`` the default of ``placement`` (experiments' cells may still override it)."""
+    check_id(placement, "placement")
+    if policy not in available_policies():
+        raise InvalidInput(f"unknown policy {policy!r}", field="policy")
+    repo.upsert_document(
+        connection, placement_table, "placement", placement, {"policy": policy}, now
+    )
+    repo.bump_config_version(connection)
+
+
+def get_placement_policy(connection: Connection, placement: str) -> str | None:
+    document = repo.load_document(connection, placement_table, "placement", placement)
+    return None if document is None else str(document["policy"])
 
 
 def put_holdout(connection: Connection, holdout: Holdout, now: datetime) -> None:

@@ -83,17 +83,16 @@ def _learn(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import timedelta
 
     from decisioning.engine import DecisionEngine
-    from decisioning.learning import Learner, RewardDefinition
+    from decisioning.learning import Learner, RewardDefinition, run_periodic_jobs
 
     engine = DecisionEngine.open(settings)
-    learner = Learner(
-        engine,
-        args.policy or settings.default_policy,
-        default_reward=RewardDefinition(args.reward, timedelta(hours=args.window_hours)),
-    )
+    reward = RewardDefinition(args.reward, timedelta(hours=args.window_hours))
     while True:
-        learnt = learner.run_once()
-        print(f"learnt {learnt} rounds", flush=True)
+        if args.policy:
+            learnt = {args.policy: Learner(engine, args.policy, default_reward=reward).run_once()}
+        else:
+            learnt = run_periodic_jobs(engine, reward)
+        print(", ".join(f"{name}: learnt {n} rounds" for name, n in learnt.items()), flush=True)
         if args.once:
             return 0
         time.sleep(args.interval)
@@ -212,8 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="")
     create.set_defaults(run=_keys)
 
-    learn = commands.add_parser("learn", help="run the learner: replay closed decisions, publish")
-    learn.add_argument("--policy", default=None, help="registered policy name (default: settings)")
+    learn = commands.add_parser(
+        "learn",
+        help="learn every policy in use from closed decisions, publish snapshots, act on "
+        "decisive experiments",
+    )
+    learn.add_argument(
+        "--policy", default=None, help="learn only this policy (and take no feedback actions)"
+    )
     learn.add_argument(
         "--reward", default="accept", choices=["click", "accept", "convert", "value_minus_cost"]
     )

@@ -156,7 +156,9 @@ class DecisionEngine:
                 for holdout_id, placement, holdout in catalog.holdouts
                 if placement in (None, request.placement)
             ]
-            policy_name = assignment.policy or self.settings.default_policy
+            policy_name = assignment.policy or catalog.placement_policies.get(
+                request.placement, self.settings.default_policy
+            )
             policy, policy_version = self.policies.current(policy_name)
             plan = self._plan(hot, catalog, policy, request, customer, context, now, assignment)
             epsilon = self.settings.epsilon if assignment.epsilon is None else assignment.epsilon

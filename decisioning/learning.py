@@ -19,6 +19,7 @@ from bandits.evaluation import LoggedRound
 from decisioning.catalog import CatalogSnapshot
 from decisioning.engine import DecisionEngine
 from decisioning.errors import InvalidInput
+from decisioning.feedback import review_experiments
 from decisioning.sql import repositories as repo
 from decisioning.sql.session import unit_of_work
 from decisioning.sql.tables import from_units
@@ -176,11 +177,45 @@ def shown_rounds(
     return rounds
 
 
-class BackgroundLearner:
-    """Runs a ``Learner`` every ``interval_seconds`` in a daemon thread (the embedded default)."""
+def policies_in_use(catalog: CatalogSnapshot, default_policy: str) -> list[str]:
+    """Every policy a decision may use now: the default, placements' and running cells' own."""
+    names = {default_policy, *catalog.placement_policies.values()}
+    names.update(
+        cell.policy
+        for experiment in catalog.experiments.values()
+        if experiment.status == "running"
+        for cell in experiment.cells
+        if cell.policy is not None
+    )
+    return sorted(names)
 
-    def __init__(self, learner: Learner, interval_seconds: float) -> None:
-        self.learner = learner
+
+def run_periodic_jobs(
+    engine: DecisionEngine,
+    default_reward: RewardDefinition | None = None,
+    rewards: Mapping[str, RewardDefinition] | None = None,
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """One round of the background work: learn every policy in use (rounds learnt per policy),
+    then act on decisive experiments (``decisioning.feedback``)."""
+    now = now or datetime.now(UTC)
+    catalog = engine.catalog.current()
+    learnt = {
+        name: Learner(engine, name, rewards, default_reward).run_once(now)
+        for name in policies_in_use(catalog, engine.settings.default_policy)
+    }
+    with unit_of_work(engine.db) as connection:
+        if review_experiments(connection, now, engine.settings.default_policy):
+            engine.catalog.invalidate()
+    return learnt
+
+
+class BackgroundLearner:
+    """Runs ``run_periodic_jobs`` every ``interval_seconds`` in a daemon thread (the embedded
+    default; ``decisioning learn`` runs the same jobs as a separate process)."""
+
+    def __init__(self, engine: DecisionEngine, interval_seconds: float) -> None:
+        self.engine = engine
         self.interval_seconds = interval_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="learner", daemon=True)
@@ -194,4 +229,4 @@ class BackgroundLearner:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_seconds):
-            self.learner.run_once()
+            run_periodic_jobs(self.engine)

@@ -1,4 +1,4 @@
-"""What marketers configure: offers, campaigns, budgets and the contact policy.
+"""What marketers configure: offers, campaigns, budgets, the contact policy and placements.
 
 Every change bumps the catalogue version in its own transaction; workers pick it up within
 ``refresh_seconds`` and this worker at once.
@@ -23,6 +23,8 @@ from api.schemas import (
     Id,
     OfferIn,
     OfferOut,
+    PlacementIn,
+    PlacementOut,
 )
 from decisioning import catalog
 from decisioning.budgets import business_day
@@ -164,3 +166,24 @@ def put_contact_policy(body: ContactPolicyIn, engine: EngineDep, _role: Marketer
     policy = contact_policy_from_document(body.model_dump())
     _change(engine, lambda c, now: catalog.put_contact_policy(c, policy, now))
     return contact_policy_to_document(policy)
+
+
+# --- placements ----------------------------------------------------------------------------------
+
+
+@router.get("/placements/{placement}", response_model=PlacementOut)
+def get_placement(placement: str, engine: EngineDep, _role: Reader) -> PlacementOut:
+    """The placement's default policy: its own, or the engine's default when none was set."""
+    policy = engine.catalog.current().placement_policies.get(
+        placement, engine.settings.default_policy
+    )
+    return PlacementOut(placement=placement, policy=policy)
+
+
+@router.put("/placements/{placement}", response_model=PlacementOut)
+def put_placement(
+    placement: Id, body: PlacementIn, engine: EngineDep, _role: Marketer
+) -> PlacementOut:
+    """Set the placement's default policy (a promoting experiment sets it too)."""
+    _change(engine, lambda c, now: catalog.put_placement_policy(c, placement, body.policy, now))
+    return PlacementOut(placement=placement, policy=body.policy)

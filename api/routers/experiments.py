@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import EngineDep, Marketer, Reader
-from api.schemas import CellStatsOut, ExperimentIn, ExperimentOut, HoldoutIn, HoldoutOut, Id
-from decisioning import catalog, reports
+from api.deps import EngineDep, KeyIdentity, Marketer, Reader
+from api.schemas import (
+    CellStatsOut,
+    ExperimentIn,
+    ExperimentOut,
+    FeedbackActionOut,
+    HoldoutIn,
+    HoldoutOut,
+    Id,
+)
+from decisioning import catalog, feedback, reports
 from decisioning.catalog import experiment_from_document, experiment_to_document
 from decisioning.sql import repositories as repo
 from decisioning.sql.session import unit_of_work
@@ -60,6 +68,40 @@ def experiment_report(
     reports the campaign against the universal holdout."""
     with engine.db.connect() as connection:
         return reports.experiment_report(connection, experiment_id, cuped=cuped)
+
+
+@router.get("/experiments/{experiment_id}/actions", response_model=list[FeedbackActionOut])
+def experiment_actions(experiment_id: str, engine: EngineDep, _role: Reader) -> list[Any]:
+    """The audit trail: each promotion applied or proposed, with the statistics behind it."""
+    with engine.db.connect() as connection:
+        catalog.get_experiment(connection, experiment_id)  # 404 for an unknown experiment
+        return feedback.list_actions(connection, experiment_id)
+
+
+@router.post(
+    "/experiments/{experiment_id}/actions/{action_id}/{verdict}",
+    response_model=FeedbackActionOut,
+)
+def decide_action(
+    experiment_id: str,
+    action_id: str,
+    verdict: Literal["approve", "reject"],
+    engine: EngineDep,
+    _role: Marketer,
+    who: KeyIdentity,
+) -> dict[str, Any]:
+    """Approve (apply now) or reject a pending action; 409 if it was decided already."""
+    with unit_of_work(engine.db) as connection:
+        decided = feedback.decide_action(
+            connection,
+            experiment_id,
+            action_id,
+            approve=verdict == "approve",
+            decided_by=who,
+            now=datetime.now(UTC),
+        )
+    engine.catalog.invalidate()
+    return decided
 
 
 @router.put("/holdouts/{holdout_id}", response_model=HoldoutOut)

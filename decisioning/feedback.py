@@ -1,0 +1,195 @@
+"""Feedback actions: what a decisive experiment changes in the configuration, with an audit trail.
+
+An experiment whose design says ``promote = "auto"`` or ``"approval"`` is reviewed periodically
+(by ``decisioning learn`` and by the embedded service's background thread). Once its anytime-valid
+primary comparison is decisive -- a cell beats the control at the design's alpha after Holm, or
+the control beats every cell -- the winning cell's policy becomes the default of the experiment's
+placement and the experiment concludes, so every unit moves to the winner at the next catalogue
+refresh. The anytime-valid p-values stay valid under this continuous monitoring, which is what
+makes acting on the first decisive look safe.
+
+Every action is a row of ``feedback_actions`` holding the change and the statistics that
+triggered it: ``applied`` at once under ``auto``; ``pending`` under ``approval``, changing nothing
+until a marketer approves it (then ``applied``) or rejects it (``rejected``). An experiment has at
+most one pending action; a rejected proposal is proposed again at a later review if the evidence
+still holds, so a marketer sees it again rather than never.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import Connection, insert, select, update
+
+from decisioning.catalog import (
+    experiment_from_document,
+    get_experiment,
+    get_placement_policy,
+    list_experiment_documents,
+    put_experiment,
+    put_placement_policy,
+)
+from decisioning.errors import Conflict, NotFound
+from decisioning.reports import experiment_report
+from decisioning.sql.tables import feedback_actions
+from experiments.design import Experiment
+
+PROMOTE: Final = "promote"
+PENDING, APPLIED, REJECTED = "pending", "applied", "rejected"
+AUTOMATIC: Final = "automatic"
+"""``decided_by`` of actions applied without approval."""
+
+
+def winning_cell(report: dict[str, Any], metric: str) -> str | None:
+    """The cell a decisive report on ``metric`` crowns, or None while it is undecided.
+
+    Decisive means: no sample-ratio mismatch, and either some cell beats the control (the one
+    with the largest lift among those significant after Holm) or the control beats every cell.
+    """
+    if report["sample_ratio"]["mismatch"]:
+        return None
+    alpha = report["alpha"]
+    comparisons = report["metrics"][metric]["comparisons"]
+    significant = [
+        c
+        for c in comparisons
+        if c["adjusted_p_value"] is not None and c["adjusted_p_value"] < alpha
+    ]
+    better = [c for c in significant if (c["lift"] or 0.0) > 0.0]
+    if better:
+        return str(max(better, key=lambda c: c["lift"])["cell"])
+    if comparisons and len(significant) == len(comparisons):
+        return str(report["control"])
+    return None
+
+
+def review_experiments(
+    connection: Connection, now: datetime, default_policy: str
+) -> list[dict[str, Any]]:
+    """Propose, or apply, the promotions that running experiments' results call for.
+
+    ``default_policy`` is the engine's default, the placement's policy when none was set.
+    Returns the actions written by this review.
+    """
+    written = []
+    for document in list_experiment_documents(connection):
+        experiment = experiment_from_document(document)
+        if experiment.status != "running" or experiment.promote == "off":
+            continue
+        if _pending(connection, experiment.experiment_id):
+            continue
+        report = experiment_report(connection, experiment.experiment_id)
+        winner = winning_cell(report, experiment.primary_metric)
+        if winner is None:
+            continue
+        action = _promotion(connection, experiment, report, winner, default_policy, now)
+        if experiment.promote == "auto":
+            _apply(connection, action, now)
+            action = {**action, "status": APPLIED, "decided_at": now, "decided_by": AUTOMATIC}
+        connection.execute(insert(feedback_actions).values(**action))
+        written.append(action)
+    return written
+
+
+def _promotion(
+    connection: Connection,
+    experiment: Experiment,
+    report: dict[str, Any],
+    winner: str,
+    default_policy: str,
+    now: datetime,
+) -> dict[str, Any]:
+    assert experiment.placement is not None  # the design requires one for promote
+    current = get_placement_policy(connection, experiment.placement) or default_policy
+    cell = next(c for c in experiment.cells if c.name == winner)
+    metric = experiment.primary_metric
+    return {
+        "action_id": uuid.uuid4().hex,
+        "experiment_id": experiment.experiment_id,
+        "kind": PROMOTE,
+        "status": PENDING,
+        "details": {
+            "placement": experiment.placement,
+            "from_policy": current,
+            # A winning business-as-usual cell keeps the placement's policy.
+            "to_policy": cell.policy or current,
+            "winning_cell": winner,
+            "metric": metric,
+            "alpha": report["alpha"],
+            "units": {c["name"]: c["units"] for c in report["cells"]},
+            "comparisons": report["metrics"][metric]["comparisons"],
+            "reason": report["recommendation"]["reason"],
+        },
+        "created_at": now,
+        "decided_at": None,
+        "decided_by": None,
+    }
+
+
+def _apply(connection: Connection, action: dict[str, Any], now: datetime) -> None:
+    details = action["details"]
+    put_placement_policy(connection, details["placement"], details["to_policy"], now)
+    experiment = get_experiment(connection, action["experiment_id"])
+    if experiment.status != "concluded":
+        put_experiment(connection, replace(experiment, status="concluded"), now)
+
+
+def _pending(connection: Connection, experiment_id: str) -> bool:
+    return (
+        connection.execute(
+            select(feedback_actions.c.action_id).where(
+                feedback_actions.c.experiment_id == experiment_id,
+                feedback_actions.c.status == PENDING,
+            )
+        ).first()
+        is not None
+    )
+
+
+def list_actions(connection: Connection, experiment_id: str) -> list[dict[str, Any]]:
+    """The experiment's audit trail, oldest first."""
+    rows = connection.execute(
+        select(feedback_actions)
+        .where(feedback_actions.c.experiment_id == experiment_id)
+        .order_by(feedback_actions.c.created_at, feedback_actions.c.action_id)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def decide_action(
+    connection: Connection,
+    experiment_id: str,
+    action_id: str,
+    *,
+    approve: bool,
+    decided_by: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Approve (apply) or reject a pending action; anything else is a conflict."""
+    row = connection.execute(
+        select(feedback_actions)
+        .where(
+            feedback_actions.c.action_id == action_id,
+            feedback_actions.c.experiment_id == experiment_id,
+        )
+        .with_for_update()
+    ).first()
+    if row is None:
+        raise NotFound(
+            f"no action {action_id!r} on experiment {experiment_id!r}", field="action_id"
+        )
+    action = dict(row._mapping)
+    if action["status"] != PENDING:
+        raise Conflict(f"the action is already {action['status']}", field="action_id")
+    status = APPLIED if approve else REJECTED
+    if approve:
+        _apply(connection, action, now)
+    connection.execute(
+        update(feedback_actions)
+        .where(feedback_actions.c.action_id == action_id)
+        .values(status=status, decided_at=now, decided_by=decided_by)
+    )
+    return {**action, "status": status, "decided_at": now, "decided_by": decided_by}
