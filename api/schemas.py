@@ -67,9 +67,13 @@ class DecisionOut(Body):
 
 
 class EventIn(Body):
+    """An offer's outcome (``decision_id`` + ``offer_id``) or, with ``customer_id`` alone, a
+    conversion the bank saw without a decision (how holdout customers' conversions count)."""
+
     event_id: Id
-    decision_id: Id
-    offer_id: Id
+    decision_id: Id | None = None
+    offer_id: Id | None = None
+    customer_id: Id | None = None
     type: EventType
     value: float = 0.0
     occurred_at: datetime | None = None

@@ -331,11 +331,16 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """An outcome of a decision's offer, idempotent by ``event_id``."""
+    """An outcome, idempotent by ``event_id``: of an offer a decision chose (``decision_id`` and
+    ``offer_id``), or of a customer alone (``customer_id``, type ``convert``): a conversion the
+    bank's own systems saw, contacted or not. Customer outcomes are how the conversions of a
+    holdout (who get no offers to respond to) reach its metrics; report each conversion once,
+    through one of the two."""
 
     event_id: str
-    decision_id: str
-    offer_id: str
+    decision_id: str | None
+    offer_id: str | None
     type: EventType
     occurred_at: datetime
     value: float = 0.0
+    customer_id: str | None = None

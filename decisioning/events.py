@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -34,6 +35,9 @@ METRIC_CHANGES: dict[str, tuple[tuple[str, float | None], ...]] = {
     "convert": (("conversion", 1.0), ("value", None)),
 }
 FUTURE_SKEW = timedelta(minutes=5)
+#: What a customer's own outcome (no decision) may be: offers' clicks, accepts and refusals
+#: belong to a decision.
+CUSTOMER_EVENT_TYPES: tuple[str, ...] = ("convert",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,26 +75,19 @@ def record_events(
             raise InvalidInput("lies in the future", field=f"events[{i}].occurred_at")
         first_seen.setdefault(event.event_id, i)
 
-    decisions = repo.decision_rows(connection, {e.decision_id for e in batch})
-    rows = []
+    decisions = repo.decision_rows(
+        connection, {e.decision_id for e in batch if e.decision_id is not None}
+    )
+    rows: list[dict[str, Any]] = []
     for i, event in enumerate(batch):
-        found = decisions.get(event.decision_id)
-        if found is None:
-            raise InvalidInput(
-                f"unknown decision {event.decision_id!r}", field=f"events[{i}].decision_id"
-            )
-        if all(o["offer_id"] != event.offer_id for o in found.offers):
-            raise InvalidInput(
-                f"offer {event.offer_id!r} was not chosen in decision {event.decision_id!r}",
-                field=f"events[{i}].offer_id",
-            )
+        customer_id = _customer_of(event, i, decisions)
         if first_seen[event.event_id] == i:
             rows.append(
                 {
                     "event_id": event.event_id,
                     "decision_id": event.decision_id,
                     "offer_id": event.offer_id,
-                    "customer_id": found.customer_id,
+                    "customer_id": customer_id,
                     "type": event.type,
                     "value_units": to_units(event.value),
                     "occurred_at": event.occurred_at,
@@ -98,14 +95,22 @@ def record_events(
                 }
             )
     stored = repo.insert_events(connection, rows)
+    # A decision's outcome moves the experiments it ran in; a customer's outcome, every
+    # experiment (and holdout) the customer was exposed in.
+    exposed = repo.exposed_experiments(
+        connection, {r["customer_id"] for r in rows if r["decision_id"] is None}
+    )
     hot = HotPath(connection.connection.driver_connection, connection.dialect.name)
     for row in rows:
         changes = METRIC_CHANGES.get(row["type"], ())
-        memberships = decisions[row["decision_id"]].memberships or ()
         if row["event_id"] not in stored or not changes:
             continue
+        if row["decision_id"] is None:
+            experiment_ids = exposed.get(row["customer_id"], [])
+        else:
+            experiment_ids = [e for e, _ in decisions[row["decision_id"]].memberships or ()]
         value = from_units(row["value_units"])
-        for experiment_id, _cell in memberships:
+        for experiment_id in experiment_ids:
             for metric, increment in changes:
                 hot.add_to_metric(
                     experiment_id,
@@ -122,3 +127,39 @@ def record_events(
                     connection, row["customer_id"], row["offer_id"], row["occurred_at"] + cooldown
                 )
     return EventReceipt(stored=len(stored), duplicates=len(batch) - len(stored))
+
+
+def _customer_of(event: Event, i: int, decisions: dict[str, Any]) -> str:
+    """The customer an event is about; raises ``InvalidInput`` naming ``events[i].field``."""
+    if event.decision_id is None:
+        if event.offer_id is not None:
+            raise InvalidInput("an offer's outcome needs its decision",
+                               field=f"events[{i}].decision_id")  # fmt: skip
+        if event.customer_id is None:
+            raise InvalidInput(
+                "give decision_id and offer_id, or customer_id for a customer's own outcome",
+                field=f"events[{i}].customer_id",
+            )
+        check_id(event.customer_id, f"events[{i}].customer_id")
+        if event.type not in CUSTOMER_EVENT_TYPES:
+            raise InvalidInput(
+                f"a customer outcome (no decision) is one of {', '.join(CUSTOMER_EVENT_TYPES)}",
+                field=f"events[{i}].type",
+            )
+        return event.customer_id
+    found = decisions.get(event.decision_id)
+    if found is None:
+        raise InvalidInput(
+            f"unknown decision {event.decision_id!r}", field=f"events[{i}].decision_id"
+        )
+    if event.offer_id is None or all(o["offer_id"] != event.offer_id for o in found.offers):
+        raise InvalidInput(
+            f"offer {event.offer_id!r} was not chosen in decision {event.decision_id!r}",
+            field=f"events[{i}].offer_id",
+        )
+    if event.customer_id is not None and event.customer_id != found.customer_id:
+        raise InvalidInput(
+            f"decision {event.decision_id!r} was for another customer",
+            field=f"events[{i}].customer_id",
+        )
+    return str(found.customer_id)

@@ -1,4 +1,5 @@
-"""POST /v1/events: outcomes of decisions, one or a batch, idempotent by ``event_id``."""
+"""POST /v1/events: outcomes of decisions or of customers, one or a batch, idempotent by
+``event_id``."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ async def post_events(body: Events, engine: EngineDep, _role: Channel) -> EventR
             event_id=e.event_id,
             decision_id=e.decision_id,
             offer_id=e.offer_id,
+            customer_id=e.customer_id,
             type=e.type,
             occurred_at=e.occurred_at or now,
             value=e.value,

@@ -22,6 +22,7 @@ from decisioning.sql.tables import (
     customers,
     decisions,
     events,
+    exposures,
     policy_snapshots,
 )
 
@@ -246,6 +247,23 @@ def decision_rows(connection: Connection, decision_ids: Iterable[str]) -> dict[s
         ).where(decisions.c.decision_id.in_(list(decision_ids)))
     )
     return {row[0]: row for row in rows}
+
+
+def exposed_experiments(
+    connection: Connection, customer_ids: Iterable[str]
+) -> dict[str, list[str]]:
+    """customer -> the experiments (and holdouts) it was exposed in."""
+    ids = list(customer_ids)
+    found: dict[str, list[str]] = {}
+    if ids:
+        rows = connection.execute(
+            select(exposures.c.unit_id, exposures.c.experiment_id).where(
+                exposures.c.unit_id.in_(ids)
+            )
+        )
+        for unit_id, experiment_id in rows:
+            found.setdefault(unit_id, []).append(experiment_id)
+    return found
 
 
 def get_decision(connection: Connection, decision_id: str) -> Any:

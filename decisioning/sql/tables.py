@@ -170,8 +170,13 @@ events = Table(
     "events",
     metadata,
     Column("event_id", String(ID), primary_key=True),
-    Column("decision_id", String(32), ForeignKey("decisions.decision_id"), nullable=False),
-    Column("offer_id", String(ID), nullable=False),
+    Column(
+        "decision_id",
+        String(32),
+        ForeignKey("decisions.decision_id"),
+        comment="null for a customer outcome (no decision)",
+    ),
+    Column("offer_id", String(ID)),
     Column("customer_id", String(ID), nullable=False),
     Column("type", String(16), nullable=False),
     Column("value_units", BigInteger, nullable=False, default=0),
@@ -233,6 +238,7 @@ exposures = Table(
     Column("accepts", Float, nullable=False, default=0.0),
     Column("clicks", Float, nullable=False, default=0.0),
     Column("contacts", Float, nullable=False, default=0.0),
+    Index(None, "unit_id"),
     comment="One row per unit and experiment: its cell, first exposure and metric values.",
 )
 

@@ -108,6 +108,53 @@ def test_the_universal_holdout_gets_no_campaign_offers(api: Api) -> None:
     assert stats[("holdout", "conversion")]["n"] == len(held)
 
 
+def test_customer_outcomes_reach_the_holdout_and_the_campaign(api: Api) -> None:
+    """Holdout customers get no offer to respond to: their conversions arrive as customer
+    outcomes (no decision) and count in every experiment the customer was exposed in."""
+    api.call("PUT", "/v1/holdouts/bank", role="marketer", json={"share": 0.3})
+    answers = run(api, 200)
+    converted = {a["customer_id"]: float(i) for i, a in enumerate(answers) if i % 3 == 0}
+    events = [
+        {"event_id": f"org-{c}", "customer_id": c, "type": "convert", "value": v}
+        for c, v in converted.items()
+    ]
+    events.append({"event_id": "never-seen", "customer_id": "c-none", "type": "convert"})
+    receipt = api.call("POST", "/v1/events", json={"events": events}).json()
+    assert receipt == {"stored": len(events), "duplicates": 0}
+    stats = statistics(api, "holdout:bank")
+    for cell, has_offers in (("holdout", False), ("campaign", True)):
+        members = [a["customer_id"] for a in answers if bool(a["offers"]) == has_offers]
+        assert stats[(cell, "conversion")]["n"] == len(members)
+        assert stats[(cell, "conversion")]["sum"] == sum(c in converted for c in members)
+        assert stats[(cell, "value")]["sum"] == pytest.approx(
+            sum(converted.get(c, 0.0) for c in members)
+        )
+    replay = api.call("POST", "/v1/events", json={"events": events[:2]}).json()
+    assert replay == {"stored": 0, "duplicates": 2}
+    assert statistics(api, "holdout:bank") == stats
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"customer_id": "c-1", "type": "accept"}, "events[0].type"),
+        ({"type": "convert"}, "events[0].customer_id"),
+        ({"offer_id": "loan", "customer_id": "c-1", "type": "convert"}, "events[0].decision_id"),
+        ({"decision_of": "c-1", "customer_id": "c-2", "type": "convert"}, "events[0].customer_id"),
+    ],
+)
+def test_bad_customer_outcomes_name_the_field(api: Api, event: dict[str, Any], field: str) -> None:
+    answer = api.decide(customer_id="c-1").json()
+    before = api.counts()
+    body = {"event_id": "e-1", **event}
+    if body.pop("decision_of", None):  # c-1's decision, said to be another customer's
+        body |= {"decision_id": answer["decision_id"], "offer_id": answer["offers"][0]["offer_id"]}
+    response = api.call("POST", "/v1/events", json={"events": [body]})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+    assert api.counts() == before
+
+
 BAD_CHANGES = [
     (
         {**EXPERIMENT, "cells": [{"name": "a", "weight": 0.5}, {"name": "b", "weight": 0.4}]},

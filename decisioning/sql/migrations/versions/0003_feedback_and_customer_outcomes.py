@@ -1,4 +1,4 @@
-"""placements' default policies and the audit log of feedback actions
+"""placements' default policies, the audit log of feedback actions, customer outcome events
 
 Revision ID: 0003
 Revises: 0002
@@ -57,8 +57,27 @@ def upgrade() -> None:
             batch_op.f("ix_feedback_actions_experiment_id"), ["experiment_id"], unique=False
         )
 
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.alter_column(
+            "decision_id",
+            existing_type=sa.String(length=32),
+            nullable=True,
+            comment="null for a customer outcome (no decision)",
+        )
+        batch_op.alter_column("offer_id", existing_type=sa.String(length=64), nullable=True)
+    with op.batch_alter_table("exposures", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_exposures_unit_id"), ["unit_id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("exposures", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_exposures_unit_id"))
+    op.execute("DELETE FROM events WHERE decision_id IS NULL")
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.alter_column("offer_id", existing_type=sa.String(length=64), nullable=False)
+        batch_op.alter_column(
+            "decision_id", existing_type=sa.String(length=32), nullable=False, comment=None
+        )
     with op.batch_alter_table("feedback_actions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_feedback_actions_experiment_id"))
     op.drop_table("feedback_actions")
