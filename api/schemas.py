@@ -74,6 +74,9 @@ class EventIn(Body):
     decision_id: Id | None = None
     offer_id: Id | None = None
     customer_id: Id | None = None
+    product: Id | None = Field(
+        default=None, description="a customer outcome's product (moves its offers' uplift)"
+    )
     type: EventType
     value: float = 0.0
     occurred_at: datetime | None = None

@@ -344,3 +344,5 @@ class Event:
     occurred_at: datetime
     value: float = 0.0
     customer_id: str | None = None
+    product: str | None = None
+    """A customer outcome's product, which moves that product's offers' uplift measures."""

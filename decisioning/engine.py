@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import numpy as np
 from sqlalchemy import Engine
 
-from bandits import Policy, draw_slate, make_policy
+from bandits import Draw, Policy, draw_slate, make_policy
 from decisioning import budgets as budget_checks
 from decisioning.catalog import CatalogCache, CatalogSnapshot
 from decisioning.contact_policy import allowance
@@ -40,6 +40,9 @@ EXPERIMENT_NOT_FORCED = "EXPERIMENT_NOT_FORCED"
 HOLDOUT_PREFIX = "holdout:"
 """Each holdout is measured as an experiment ``holdout:<bank|placement>`` with cells
 ``holdout`` and ``campaign``."""
+OFFER_PREFIX = "offer:"
+"""Each offer's own uplift is measured as an experiment ``offer:<offer_id>`` with cells
+``holdout`` (held-out customers the engine would have shown it to) and ``shown``."""
 COVARIATE_DAYS = 30  # pre-exposure window of the CUPED covariate
 # PostgreSQL's deadlock_detected and serialization_failure: the transaction is safe to retry.
 RETRYABLE_SQLSTATES = {"40P01", "40001"}
@@ -163,6 +166,10 @@ class DecisionEngine:
             plan = self._plan(hot, catalog, policy, request, customer, context, now, assignment)
             epsilon = self.settings.epsilon if assignment.epsilon is None else assignment.epsilon
             chosen = self._draw_and_reserve(hot, catalog, plan, now, epsilon)
+            if any(e.startswith(HOLDOUT_PREFIX) for e, _ in memberships):
+                memberships += self._offer_memberships(
+                    hot, catalog, policy, request, customer, context, now, assignment, chosen
+                )
             decision_id = uuid.uuid4().hex
             window = timedelta(hours=self.settings.attribution_window_hours)
             for experiment_id, cell in memberships:
@@ -312,6 +319,34 @@ class DecisionEngine:
         }
         return _Plan(explanation, eligible, scores, priorities, allowed.slots)
 
+    def _offer_memberships(
+        self,
+        hot: HotPath,
+        catalog: CatalogSnapshot,
+        policy: Policy,
+        request: DecisionRequest,
+        customer: CustomerState,
+        context: dict[str, Any],
+        now: datetime,
+        assignment: Assignment,
+        chosen: list[tuple[ChosenOffer, dict[str, int]]],
+    ) -> list[tuple[str, str]]:
+        """``(offer:<id>, cell)`` for the offers this decision shows, or, for a held-out
+        customer, for the offers it would have shown (a ghost draw: the same eligibility, caps,
+        scores and exploration, nothing reserved or contacted). Comparing the two cells gives
+        each offer's incremental effect among the customers it is actually chosen for."""
+        if not assignment.holdout:
+            return [(OFFER_PREFIX + offer.offer_id, "shown") for offer, _ in chosen]
+        plan = self._plan(hot, catalog, policy, request, customer, context, now, Assignment())
+        ghosts = self._draw(plan, plan.eligible, self.settings.epsilon)
+        return [(OFFER_PREFIX + draw.action, "holdout") for draw in ghosts]
+
+    def _draw(self, plan: _Plan, eligible: list[str], epsilon: float) -> list[Draw]:
+        with self._rng_lock:
+            return draw_slate(
+                epsilon_greedy(plan.priorities, epsilon), eligible, plan.slots, self._rng
+            )
+
     def _draw_and_reserve(
         self, hot: HotPath, catalog: CatalogSnapshot, plan: _Plan, now: datetime, epsilon: float
     ) -> list[tuple[ChosenOffer, dict[str, int]]]:
@@ -320,13 +355,7 @@ class DecisionEngine:
         today = budget_checks.business_day(now, self.settings.business_timezone)
         eligible = list(plan.eligible)
         while eligible and plan.slots > 0:
-            with self._rng_lock:
-                draws = draw_slate(
-                    epsilon_greedy(plan.priorities, epsilon),
-                    eligible,
-                    plan.slots,
-                    self._rng,
-                )
+            draws = self._draw(plan, eligible, epsilon)
             reserved: list[tuple[str, int]] = []
             chosen: list[tuple[ChosenOffer, dict[str, int]]] = []
             lost: str | None = None

@@ -6,7 +6,7 @@ for the customer. The batch is one durable transaction: all of it is stored, or 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,10 +17,12 @@ from decisioning.domain import (
     EVENT_TYPES,
     ContactPolicy,
     Event,
+    Offer,
     check_aware,
     check_id,
     check_number,
 )
+from decisioning.engine import OFFER_PREFIX
 from decisioning.errors import InvalidInput
 from decisioning.settings import DEFAULT_ATTRIBUTION_HOURS
 from decisioning.sql import repositories as repo
@@ -54,11 +56,14 @@ def record_events(
     policy: ContactPolicy,
     now: datetime,
     window: timedelta = timedelta(hours=DEFAULT_ATTRIBUTION_HOURS),
+    offers: Mapping[str, Offer] | None = None,
 ) -> EventReceipt:
     """Validate and store ``batch``; raises ``InvalidInput`` naming ``events[i].field``.
 
     New events move the metrics of every experiment (and holdout) their decision ran in, when
-    they happen within ``window`` of the unit's first exposure.
+    they happen within ``window`` of the unit's first exposure. An offer's own uplift measure
+    (``offer:<id>``) moves only with outcomes of that offer, or customer outcomes naming its
+    product (looked up in ``offers``, the catalogue).
     """
     if not 1 <= len(batch) <= MAX_BATCH:
         raise InvalidInput(f"a batch holds 1 to {MAX_BATCH} events", field="events")
@@ -88,6 +93,7 @@ def record_events(
                     "decision_id": event.decision_id,
                     "offer_id": event.offer_id,
                     "customer_id": customer_id,
+                    "product": event.product,
                     "type": event.type,
                     "value_units": to_units(event.value),
                     "occurred_at": event.occurred_at,
@@ -106,9 +112,10 @@ def record_events(
         if row["event_id"] not in stored or not changes:
             continue
         if row["decision_id"] is None:
-            experiment_ids = exposed.get(row["customer_id"], [])
+            candidates = exposed.get(row["customer_id"], [])
         else:
-            experiment_ids = [e for e, _ in decisions[row["decision_id"]].memberships or ()]
+            candidates = [e for e, _ in decisions[row["decision_id"]].memberships or ()]
+        experiment_ids = [e for e in candidates if _measures(e, row, offers or {})]
         value = from_units(row["value_units"])
         for experiment_id in experiment_ids:
             for metric, increment in changes:
@@ -129,6 +136,17 @@ def record_events(
     return EventReceipt(stored=len(stored), duplicates=len(batch) - len(stored))
 
 
+def _measures(experiment_id: str, row: Mapping[str, Any], offers: Mapping[str, Offer]) -> bool:
+    """Whether the stored event ``row`` counts in ``experiment_id``'s metrics."""
+    if not experiment_id.startswith(OFFER_PREFIX):
+        return True
+    offer_id = experiment_id.removeprefix(OFFER_PREFIX)
+    if row["decision_id"] is not None:
+        return bool(row["offer_id"] == offer_id)
+    offer = offers.get(offer_id)
+    return offer is not None and row["product"] == offer.product
+
+
 def _customer_of(event: Event, i: int, decisions: dict[str, Any]) -> str:
     """The customer an event is about; raises ``InvalidInput`` naming ``events[i].field``."""
     if event.decision_id is None:
@@ -141,6 +159,8 @@ def _customer_of(event: Event, i: int, decisions: dict[str, Any]) -> str:
                 field=f"events[{i}].customer_id",
             )
         check_id(event.customer_id, f"events[{i}].customer_id")
+        if event.product is not None:
+            check_id(event.product, f"events[{i}].product")
         if event.type not in CUSTOMER_EVENT_TYPES:
             raise InvalidInput(
                 f"a customer outcome (no decision) is one of {', '.join(CUSTOMER_EVENT_TYPES)}",
@@ -157,6 +177,9 @@ def _customer_of(event: Event, i: int, decisions: dict[str, Any]) -> str:
             f"offer {event.offer_id!r} was not chosen in decision {event.decision_id!r}",
             field=f"events[{i}].offer_id",
         )
+    if event.product is not None:
+        raise InvalidInput("an offer's outcome is about the offer's product already",
+                           field=f"events[{i}].product")  # fmt: skip
     if event.customer_id is not None and event.customer_id != found.customer_id:
         raise InvalidInput(
             f"decision {event.decision_id!r} was for another customer",

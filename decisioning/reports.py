@@ -1,7 +1,8 @@
 """Experiment reports: stored per-cell sufficient statistics -> ``experiments.report`` -> JSON.
 
 O(cells x metrics) rows are read, whatever the number of units. Each holdout is reported as the
-experiment ``holdout:<bank|placement>`` with the holdout as control.
+experiment ``holdout:<bank|placement>`` with the holdout as control, and each offer's own uplift
+as ``offer:<offer_id>`` (the bank holdout's ghost draws against the customers shown the offer).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from decisioning.catalog import get_experiment, holdout_from_document
-from decisioning.engine import HOLDOUT_PREFIX
+from decisioning.engine import HOLDOUT_PREFIX, OFFER_PREFIX
 from decisioning.errors import NotFound
 from decisioning.sql import repositories as repo
 from decisioning.sql.tables import holdouts
@@ -95,17 +96,18 @@ def _finite_values(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _design(connection: Connection, experiment_id: str) -> dict[str, Any]:
-    if experiment_id.startswith(HOLDOUT_PREFIX):
-        document = repo.load_document(
-            connection, holdouts, "holdout_id", experiment_id.removeprefix(HOLDOUT_PREFIX)
-        )
+    if experiment_id.startswith((HOLDOUT_PREFIX, OFFER_PREFIX)):
+        # An offer's measure compares the bank holdout's ghost draws with the shown offers.
+        offer = experiment_id.startswith(OFFER_PREFIX)
+        holdout_id = "bank" if offer else experiment_id.removeprefix(HOLDOUT_PREFIX)
+        document = repo.load_document(connection, holdouts, "holdout_id", holdout_id)
         if document is None:
-            raise NotFound(f"no holdout {experiment_id!r}", field="experiment_id")
+            raise NotFound(f"no holdout {HOLDOUT_PREFIX + holdout_id!r}", field="experiment_id")
         share = holdout_from_document(document).share
         return {
             "cells": [
                 {"name": "holdout", "weight": share},
-                {"name": "campaign", "weight": 1 - share},
+                {"name": "shown" if offer else "campaign", "weight": 1 - share},
             ],
             "primary_metric": "conversion",
             "guardrail_metrics": ["value", "contacts"],

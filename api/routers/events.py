@@ -30,14 +30,17 @@ async def post_events(body: Events, engine: EngineDep, _role: Channel) -> EventR
             decision_id=e.decision_id,
             offer_id=e.offer_id,
             customer_id=e.customer_id,
+            product=e.product,
             type=e.type,
             occurred_at=e.occurred_at or now,
             value=e.value,
         )
         for e in items
     ]
-    policy = engine.catalog.current().contact_policy
+    catalog = engine.catalog.current()
     with unit_of_work(engine.db, durable=True) as connection:
         window = timedelta(hours=engine.settings.attribution_window_hours)
-        receipt = record_events(connection, batch, policy, now, window)
+        receipt = record_events(
+            connection, batch, catalog.contact_policy, now, window, catalog.offers
+        )
     return EventReceiptOut(stored=receipt.stored, duplicates=receipt.duplicates)

@@ -178,6 +178,7 @@ events = Table(
     ),
     Column("offer_id", String(ID)),
     Column("customer_id", String(ID), nullable=False),
+    Column("product", String(ID), comment="a customer outcome's product"),
     Column("type", String(16), nullable=False),
     Column("value_units", BigInteger, nullable=False, default=0),
     Column("occurred_at", UTCDateTime, nullable=False),

@@ -65,6 +65,14 @@ def upgrade() -> None:
             comment="null for a customer outcome (no decision)",
         )
         batch_op.alter_column("offer_id", existing_type=sa.String(length=64), nullable=True)
+        batch_op.add_column(
+            sa.Column(
+                "product",
+                sa.String(length=64),
+                nullable=True,
+                comment="a customer outcome's product",
+            )
+        )
     with op.batch_alter_table("exposures", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_exposures_unit_id"), ["unit_id"], unique=False)
 
@@ -74,6 +82,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_exposures_unit_id"))
     op.execute("DELETE FROM events WHERE decision_id IS NULL")
     with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_column("product")
         batch_op.alter_column("offer_id", existing_type=sa.String(length=64), nullable=False)
         batch_op.alter_column(
             "decision_id", existing_type=sa.String(length=32), nullable=False, comment=None

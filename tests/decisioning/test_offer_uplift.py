@@ -1,0 +1,131 @@
+"""Each offer's own uplift: the bank holdout's ghost draws against the customers shown it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from decisioning.catalog import put_holdout
+from decisioning.domain import DecisionRequest, Event
+from decisioning.engine import DecisionEngine
+from decisioning.errors import InvalidInput
+from decisioning.events import MAX_BATCH, record_events
+from decisioning.reports import experiment_report
+from decisioning.sql.session import unit_of_work
+from decisioning.sql.tables import decisions
+from experiments.design import Holdout
+from tests.conftest import open_engine
+from tests.support import NOW, configure, offer
+
+
+def _engine(url: str) -> DecisionEngine:
+    engine = open_engine(url, epsilon=0.5)
+    configure(
+        engine,
+        [offer("card", product="card", value=100.0), offer("fund", product="fund", value=100.0)],
+    )
+    with unit_of_work(engine.db) as connection:
+        put_holdout(connection, Holdout(share=0.5), NOW)
+    engine.catalog.invalidate()
+    return engine
+
+
+def _send(engine: DecisionEngine, events: list[Event], at: datetime) -> None:
+    catalog = engine.catalog.current()
+    for start in range(0, len(events), MAX_BATCH):
+        with unit_of_work(engine.db) as connection:
+            record_events(
+                connection,
+                events[start : start + MAX_BATCH],
+                catalog.contact_policy,
+                at,
+                timedelta(days=30),
+                catalog.offers,
+            )
+
+
+def test_held_out_customers_record_what_they_would_have_been_shown(sqlite_url: str) -> None:
+    engine = _engine(sqlite_url)
+    answers = [
+        engine.decide(DecisionRequest(f"c-{i}", "app_banner", context={}), now=NOW)
+        for i in range(300)
+    ]
+    with engine.db.connect() as connection:
+        logged = {r.decision_id: r.memberships for r in connection.execute(select(decisions))}
+    ghosts = shown = 0
+    for answer in answers:
+        offer_cells = [(e, c) for e, c in logged[answer.decision_id] if e.startswith("offer:")]
+        if answer.offers:  # the campaign side: the offer shown is its measure's "shown" unit
+            assert offer_cells == [(f"offer:{answer.offers[0].offer_id}", "shown")]
+            shown += 1
+        else:  # held out: one ghost draw among the same offers, nothing contacted
+            [(experiment_id, cell)] = offer_cells
+            assert cell == "holdout" and experiment_id in {"offer:card", "offer:fund"}
+            ghosts += 1
+    assert abs(ghosts - 150) < 4 * (300 * 0.25) ** 0.5 and ghosts + shown == 300
+
+
+def test_an_offers_measure_counts_only_its_own_outcomes(sqlite_url: str) -> None:
+    """The card converts 40% of those shown it and 10% of the others (organically); the fund
+    converts 10% either way: the card's measured uplift is about +0.3, the fund's about 0."""
+    engine = _engine(sqlite_url)
+    rng = np.random.default_rng(11)
+    events: list[Event] = []
+    converted: dict[tuple[str, str], int] = {}  # (offer, cell) -> conversions of its product
+    for i in range(1200):
+        customer = f"c-{i}"
+        answer = engine.decide(DecisionRequest(customer, "app_banner", context={}), now=NOW)
+        with engine.db.connect() as connection:
+            row = connection.execute(
+                select(decisions.c.memberships).where(decisions.c.decision_id == answer.decision_id)
+            ).scalar_one()
+        [(measure, cell)] = [(e, c) for e, c in row if e.startswith("offer:")]
+        product = measure.removeprefix("offer:")
+        rate = 0.4 if (product, cell) == ("card", "shown") else 0.1
+        if rng.random() < rate:
+            converted[(product, cell)] = converted.get((product, cell), 0) + 1
+            if cell == "shown":  # converted on the offer itself
+                events.append(Event(f"e-{i}", answer.decision_id, product, "convert", NOW))
+            else:  # the bank saw it convert without an offer
+                events.append(
+                    Event(
+                        f"e-{i}", None, None, "convert", NOW, customer_id=customer, product=product
+                    )
+                )
+        # Conversions of other products never move this offer's measure.
+        other = "fund" if product == "card" else "card"
+        events.append(
+            Event(f"x-{i}", None, None, "convert", NOW, customer_id=customer, product=other)
+        )
+    _send(engine, events, NOW + timedelta(hours=1))
+
+    with engine.db.connect() as connection:
+        card = experiment_report(connection, "offer:card")
+        fund = experiment_report(connection, "offer:fund")
+    for report, product in ((card, "card"), (fund, "fund")):
+        assert report["control"] == "holdout"
+        conversions = report["metrics"]["conversion"]["cells"]
+        for cell in ("holdout", "shown"):
+            n = conversions[cell]["n"]
+            assert conversions[cell]["mean"] * n == pytest.approx(converted.get((product, cell), 0))
+    [card_lift] = card["metrics"]["conversion"]["comparisons"]
+    [fund_lift] = fund["metrics"]["conversion"]["comparisons"]
+    assert card_lift["ci"][0] > 0.15 and card_lift["sequential_p_value"] < 0.01
+    assert fund_lift["ci"][0] < 0 < fund_lift["ci"][1]
+
+
+def test_customer_outcomes_name_a_valid_product(sqlite_url: str) -> None:
+    engine = _engine(sqlite_url)
+    answer = engine.decide(DecisionRequest("c-1", "app_banner", context={}), now=NOW)
+    at = datetime(2026, 6, 15, 13, tzinfo=UTC)
+    with pytest.raises(InvalidInput) as bad:
+        _send(engine, [Event("e", None, None, "convert", at, customer_id="c-1", product="a b")], at)
+    assert bad.value.field == "events[0].product"
+    if answer.offers:
+        shown = answer.offers[0].offer_id
+        with pytest.raises(InvalidInput) as bad:
+            _send(engine, [Event("e", answer.decision_id, shown, "convert", at, product="x")], at)
+        assert bad.value.field == "events[0].product"
