@@ -117,6 +117,7 @@ class OfferIn(Body):
     lifecycle_stages: list[LifecycleStage] = Field(default_factory=list)
     eligibility: dict[str, Any] | None = None
     campaign_id: Id | None = None
+    retired: bool = False
 
 
 class OfferOut(OfferIn):
@@ -254,6 +255,11 @@ class FeedbackActionOut(BaseModel):
 class HoldoutIn(Body):
     share: float = Field(ge=0, le=0.5)
     salt: Id = "holdout"
+    retire: Literal["off", "auto", "approval"] = Field(
+        default="off",
+        description="bank holdout only: retire offers whose measured incremental value does "
+        "not cover their contacts",
+    )
 
 
 class HoldoutOut(HoldoutIn):

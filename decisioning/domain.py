@@ -60,7 +60,9 @@ class Offer:
     """Something a channel can put in front of a customer.
 
     ``value`` is the bank's value if accepted and ``cost`` the cost of one contact, both in the
-    bank's currency; ``weight`` is the marketer's lever in arbitration (1 = neutral).
+    bank's currency; ``weight`` is the marketer's lever in arbitration (1 = neutral). A
+    ``retired`` offer is no longer made (a retire action sets it when the offer's measured
+    incremental value does not cover its contacts; a marketer may set or clear it).
     """
 
     offer_id: str
@@ -77,6 +79,7 @@ class Offer:
     lifecycle_stages: tuple[str, ...] = ()
     eligibility: dict[str, Any] | None = None
     campaign_id: str | None = None
+    retired: bool = False
     # Derived once here so the hot path reads them instead of parsing per decision.
     rule: Rule | None = field(default=None, init=False, compare=False, repr=False)
     risk: int = field(default=1, init=False, compare=False, repr=False)
@@ -101,6 +104,8 @@ class Offer:
         check_number(self.value, "value", minimum=0.0)
         check_number(self.cost, "cost", minimum=0.0)
         check_number(self.weight, "weight", minimum=0.0)
+        if not isinstance(self.retired, bool):
+            raise InvalidInput("must be true or false", field="retired")
         object.__setattr__(self, "risk", risk_number(self.risk_level, "risk_level", "R"))
         check_aware(self.valid_from, "valid_from")
         check_aware(self.valid_until, "valid_until")

@@ -22,6 +22,7 @@ UNSUITABLE_RISK = "UNSUITABLE_RISK"
 RISK_PROFILE_MISSING = "RISK_PROFILE_MISSING"
 ALREADY_HOLDS_PRODUCT = "ALREADY_HOLDS_PRODUCT"
 LIFECYCLE_MISMATCH = "LIFECYCLE_MISMATCH"
+RETIRED = "RETIRED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,8 @@ def exclusion_reason(
     offer: Offer, customer: CustomerFacts, rule_check: RuleCheck | None, now: datetime
 ) -> str | None:
     """Why ``offer`` may not go to ``customer`` at ``now``, or None if it may."""
+    if offer.retired:
+        return RETIRED
     if offer.valid_from is not None and now < offer.valid_from:
         return NOT_YET_VALID
     if offer.valid_until is not None and now >= offer.valid_until:

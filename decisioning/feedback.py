@@ -1,18 +1,26 @@
-"""Feedback actions: what a decisive experiment changes in the configuration, with an audit trail.
+"""Feedback actions: what decisive results change in the configuration, with an audit trail.
 
-An experiment whose design says ``promote = "auto"`` or ``"approval"`` is reviewed periodically
-(by ``decisioning learn`` and by the embedded service's background thread). Once its anytime-valid
-primary comparison is decisive -- a cell beats the control at the design's alpha after Holm, or
-the control beats every cell -- the winning cell's policy becomes the default of the experiment's
-placement and the experiment concludes, so every unit moves to the winner at the next catalogue
-refresh. The anytime-valid p-values stay valid under this continuous monitoring, which is what
-makes acting on the first decisive look safe.
+*Promote.* An experiment whose design says ``promote = "auto"`` or ``"approval"`` is reviewed
+periodically (by ``decisioning learn`` and by the embedded service's background thread). Once its
+anytime-valid primary comparison is decisive -- a cell beats the control at the design's alpha
+after Holm, or the control beats every cell -- the winning cell's policy becomes the default of
+the experiment's placement and the experiment concludes, so every unit moves to the winner at
+the next catalogue refresh.
 
-Every action is a row of ``feedback_actions`` holding the change and the statistics that
-triggered it: ``applied`` at once under ``auto``; ``pending`` under ``approval``, changing nothing
-until a marketer approves it (then ``applied``) or rejects it (``rejected``). An experiment has at
-most one pending action; a rejected proposal is proposed again at a later review if the evidence
-still holds, so a marketer sees it again rather than never.
+*Retire.* With the bank-wide holdout's ``retire`` on, every offer's own measure (``offer:<id>``:
+the customers shown it against the held-out customers it would have been shown to) is reviewed
+too. An offer is retired once the anytime-valid upper bound of its incremental value per
+customer shown is below what those customers' contacts cost (the offer's cost times their mean
+contacts): its uplift is then significantly too small to pay for itself -- zero and negative
+uplifts included.
+
+The anytime-valid intervals stay valid under this continuous monitoring, which is what makes
+acting on the first decisive look safe. Every action is a row of ``feedback_actions`` holding the
+change and the statistics that triggered it: ``applied`` at once under ``auto``; ``pending``
+under ``approval``, changing nothing until a marketer approves it (then ``applied``) or rejects
+it (``rejected``). A measure has at most one pending action; a rejected proposal is proposed
+again at a later review if the evidence still holds, so a marketer sees it again rather than
+never.
 """
 
 from __future__ import annotations
@@ -27,17 +35,25 @@ from sqlalchemy import Connection, insert, select, update
 from decisioning.catalog import (
     experiment_from_document,
     get_experiment,
+    get_offer,
     get_placement_policy,
+    holdout_from_document,
     list_experiment_documents,
+    list_offers,
     put_experiment,
+    put_offer,
     put_placement_policy,
 )
+from decisioning.domain import Offer
+from decisioning.engine import OFFER_PREFIX
 from decisioning.errors import Conflict, NotFound
 from decisioning.reports import experiment_report
-from decisioning.sql.tables import feedback_actions
-from experiments.design import Experiment
+from decisioning.sql import repositories as repo
+from decisioning.sql.tables import feedback_actions, holdouts
+from experiments.design import Experiment, FeedbackMode
 
 PROMOTE: Final = "promote"
+RETIRE: Final = "retire"
 PENDING, APPLIED, REJECTED = "pending", "applied", "rejected"
 AUTOMATIC: Final = "automatic"
 """``decided_by`` of actions applied without approval."""
@@ -66,15 +82,13 @@ def winning_cell(report: dict[str, Any], metric: str) -> str | None:
     return None
 
 
-def review_experiments(
-    connection: Connection, now: datetime, default_policy: str
-) -> list[dict[str, Any]]:
-    """Propose, or apply, the promotions that running experiments' results call for.
+def review(connection: Connection, now: datetime, default_policy: str) -> list[dict[str, Any]]:
+    """Propose, or apply, the promotions and retirements that the results call for.
 
     ``default_policy`` is the engine's default, the placement's policy when none was set.
     Returns the actions written by this review.
     """
-    written = []
+    proposals: list[tuple[FeedbackMode, dict[str, Any]]] = []
     for document in list_experiment_documents(connection):
         experiment = experiment_from_document(document)
         if experiment.status != "running" or experiment.promote == "off":
@@ -83,15 +97,71 @@ def review_experiments(
             continue
         report = experiment_report(connection, experiment.experiment_id)
         winner = winning_cell(report, experiment.primary_metric)
-        if winner is None:
-            continue
-        action = _promotion(connection, experiment, report, winner, default_policy, now)
-        if experiment.promote == "auto":
+        if winner is not None:
+            promotion = _promotion(connection, experiment, report, winner, default_policy, now)
+            proposals.append((experiment.promote, promotion))
+    bank = repo.load_document(connection, holdouts, "holdout_id", "bank")
+    mode = holdout_from_document(bank).retire if bank is not None else "off"
+    if mode != "off":
+        for offer in list_offers(connection):
+            measure = OFFER_PREFIX + offer.offer_id
+            if offer.retired or _pending(connection, measure):
+                continue
+            retirement = _retirement(connection, offer, now)
+            if retirement is not None:
+                proposals.append((mode, retirement))
+    written = []
+    for mode, action in proposals:
+        if mode == "auto":
             _apply(connection, action, now)
             action = {**action, "status": APPLIED, "decided_at": now, "decided_by": AUTOMATIC}
         connection.execute(insert(feedback_actions).values(**action))
         written.append(action)
     return written
+
+
+def _retirement(connection: Connection, offer: Offer, now: datetime) -> dict[str, Any] | None:
+    """A retire action if the offer's incremental value is significantly below break-even."""
+    measure = OFFER_PREFIX + offer.offer_id
+    report = experiment_report(connection, measure)
+    [value] = report["metrics"]["value"]["comparisons"]
+    shown = report["metrics"]["contacts"]["cells"].get("shown")
+    if value["sequential_ci"] is None or shown is None or shown["mean"] is None:
+        return None
+    break_even = offer.cost * shown["mean"]
+    if value["sequential_ci"][1] >= break_even:
+        return None
+    return _action(
+        measure,
+        RETIRE,
+        {
+            "offer_id": offer.offer_id,
+            "incremental_value": value["lift"],
+            "sequential_ci": value["sequential_ci"],
+            "break_even": break_even,
+            "units": {c["name"]: c["units"] for c in report["cells"]},
+            "comparisons": report["metrics"]["value"]["comparisons"],
+            "reason": (
+                f"the incremental value per customer shown is at most "
+                f"{value['sequential_ci'][1]:.4g} (anytime-valid), below the "
+                f"{break_even:.4g} their contacts cost"
+            ),
+        },
+        now,
+    )
+
+
+def _action(measure: str, kind: str, details: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "action_id": uuid.uuid4().hex,
+        "experiment_id": measure,
+        "kind": kind,
+        "status": PENDING,
+        "details": details,
+        "created_at": now,
+        "decided_at": None,
+        "decided_by": None,
+    }
 
 
 def _promotion(
@@ -106,12 +176,10 @@ def _promotion(
     current = get_placement_policy(connection, experiment.placement) or default_policy
     cell = next(c for c in experiment.cells if c.name == winner)
     metric = experiment.primary_metric
-    return {
-        "action_id": uuid.uuid4().hex,
-        "experiment_id": experiment.experiment_id,
-        "kind": PROMOTE,
-        "status": PENDING,
-        "details": {
+    return _action(
+        experiment.experiment_id,
+        PROMOTE,
+        {
             "placement": experiment.placement,
             "from_policy": current,
             # A winning business-as-usual cell keeps the placement's policy.
@@ -123,14 +191,16 @@ def _promotion(
             "comparisons": report["metrics"][metric]["comparisons"],
             "reason": report["recommendation"]["reason"],
         },
-        "created_at": now,
-        "decided_at": None,
-        "decided_by": None,
-    }
+        now,
+    )
 
 
 def _apply(connection: Connection, action: dict[str, Any], now: datetime) -> None:
     details = action["details"]
+    if action["kind"] == RETIRE:
+        offer = get_offer(connection, details["offer_id"])
+        put_offer(connection, replace(offer, retired=True), now)
+        return
     put_placement_policy(connection, details["placement"], details["to_policy"], now)
     experiment = get_experiment(connection, action["experiment_id"])
     if experiment.status != "concluded":
@@ -150,7 +220,8 @@ def _pending(connection: Connection, experiment_id: str) -> bool:
 
 
 def list_actions(connection: Connection, experiment_id: str) -> list[dict[str, Any]]:
-    """The experiment's audit trail, oldest first."""
+    """The audit trail of an experiment, or of an offer's measure ``offer:<id>``, oldest
+    first."""
     rows = connection.execute(
         select(feedback_actions)
         .where(feedback_actions.c.experiment_id == experiment_id)

@@ -19,7 +19,7 @@ from bandits.evaluation import LoggedRound
 from decisioning.catalog import CatalogSnapshot
 from decisioning.engine import DecisionEngine
 from decisioning.errors import InvalidInput
-from decisioning.feedback import review_experiments
+from decisioning.feedback import review
 from decisioning.sql import repositories as repo
 from decisioning.sql.session import unit_of_work
 from decisioning.sql.tables import from_units
@@ -197,7 +197,7 @@ def run_periodic_jobs(
     now: datetime | None = None,
 ) -> dict[str, int]:
     """One round of the background work: learn every policy in use (rounds learnt per policy),
-    then act on decisive experiments (``decisioning.feedback``)."""
+    then act on decisive results (``decisioning.feedback``)."""
     now = now or datetime.now(UTC)
     catalog = engine.catalog.current()
     learnt = {
@@ -205,7 +205,7 @@ def run_periodic_jobs(
         for name in policies_in_use(catalog, engine.settings.default_policy)
     }
     with unit_of_work(engine.db) as connection:
-        if review_experiments(connection, now, engine.settings.default_policy):
+        if review(connection, now, engine.settings.default_policy):
             engine.catalog.invalidate()
     return learnt
 

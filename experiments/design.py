@@ -392,12 +392,16 @@ class Holdout:
     ``placement`` None holds customers out on every placement; a placement id only there. Units
     are drawn with their own hash (``salt``), independent of every layer and cell, so raising
     ``share`` only adds customers. Holdouts with the same salt nest: a 2 % bank-wide and a 5 %
-    placement holdout with one salt put the same 2 % in both.
+    placement holdout with one salt put the same 2 % in both. ``retire`` (bank-wide holdout
+    only) is what an offer whose measured incremental value does not cover its contacts gets
+    (``decisioning.feedback``): nothing (``off``), retired at once (``auto``) or a proposal to
+    approve (``approval``).
     """
 
     share: float
     placement: str | None = None
     salt: str = "holdout"
+    retire: FeedbackMode = "off"
 
     def __post_init__(self) -> None:
         share = _check_fraction(self.share, "share", low=0.0, high=MAX_HOLDOUT_SHARE)
@@ -409,6 +413,14 @@ class Holdout:
         if not isinstance(self.salt, str):
             raise InvalidInput("must be a string", field="salt")
         check_id(self.salt, "salt")
+        if self.retire not in FEEDBACK_MODES:
+            raise InvalidInput(
+                f"must be one of {', '.join(FEEDBACK_MODES)}, got {self.retire!r}", field="retire"
+            )
+        if self.retire != "off" and self.placement is not None:
+            raise InvalidInput(
+                "offers are measured against the bank-wide holdout only", field="retire"
+            )
 
 
 # --- sets of experiments ----------------------------------------------------------------------

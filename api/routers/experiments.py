@@ -19,6 +19,7 @@ from api.schemas import (
 )
 from decisioning import catalog, feedback, reports
 from decisioning.catalog import experiment_from_document, experiment_to_document
+from decisioning.engine import OFFER_PREFIX
 from decisioning.sql import repositories as repo
 from decisioning.sql.session import unit_of_work
 from experiments.design import Holdout
@@ -72,9 +73,13 @@ def experiment_report(
 
 @router.get("/experiments/{experiment_id}/actions", response_model=list[FeedbackActionOut])
 def experiment_actions(experiment_id: str, engine: EngineDep, _role: Reader) -> list[Any]:
-    """The audit trail: each promotion applied or proposed, with the statistics behind it."""
+    """The audit trail of an experiment, or of an offer's measure ``offer:<id>``: each action
+    applied or proposed, with the statistics behind it."""
     with engine.db.connect() as connection:
-        catalog.get_experiment(connection, experiment_id)  # 404 for an unknown experiment
+        if experiment_id.startswith(OFFER_PREFIX):  # 404 for an unknown offer or experiment
+            catalog.get_offer(connection, experiment_id.removeprefix(OFFER_PREFIX))
+        else:
+            catalog.get_experiment(connection, experiment_id)
         return feedback.list_actions(connection, experiment_id)
 
 
@@ -108,7 +113,10 @@ def decide_action(
 def put_holdout(holdout_id: Id, body: HoldoutIn, engine: EngineDep, _role: Marketer) -> HoldoutOut:
     """``bank`` for the bank-wide holdout, or a placement's name for that placement alone."""
     holdout = Holdout(
-        share=body.share, placement=None if holdout_id == "bank" else holdout_id, salt=body.salt
+        share=body.share,
+        placement=None if holdout_id == "bank" else holdout_id,
+        salt=body.salt,
+        retire=body.retire,
     )
     with unit_of_work(engine.db) as connection:
         catalog.put_holdout(connection, holdout, datetime.now(UTC))

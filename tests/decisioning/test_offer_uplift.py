@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from decisioning.catalog import put_holdout
+from decisioning.catalog import get_offer, put_holdout
 from decisioning.domain import DecisionRequest, Event
 from decisioning.engine import DecisionEngine
 from decisioning.errors import InvalidInput
 from decisioning.events import MAX_BATCH, record_events
+from decisioning.feedback import decide_action, list_actions, review
 from decisioning.reports import experiment_report
 from decisioning.sql.session import unit_of_work
 from decisioning.sql.tables import decisions
@@ -129,3 +130,81 @@ def test_customer_outcomes_name_a_valid_product(sqlite_url: str) -> None:
         with pytest.raises(InvalidInput) as bad:
             _send(engine, [Event("e", answer.decision_id, shown, "convert", at, product="x")], at)
         assert bad.value.field == "events[0].product"
+
+
+# Conversion rates of each offer's product for customers shown it and held out from it: a real
+# uplift, none, and a harmful one ("sleeping dogs"). Each is worth 100 and costs 10 a contact.
+RATES = {"good": (0.5, 0.1), "dud": (0.1, 0.1), "harm": (0.02, 0.1)}
+
+
+def _measured_catalogue(url: str, retire: str) -> DecisionEngine:
+    engine = open_engine(url, epsilon=1.0)  # uniform draws: each offer gets its share
+    configure(engine, [offer(o, value=100.0, cost=10.0) for o in RATES])
+    with unit_of_work(engine.db) as connection:
+        put_holdout(connection, Holdout(share=0.5, retire=retire), NOW)  # type: ignore[arg-type]
+    engine.catalog.invalidate()
+    rng = np.random.default_rng(5)
+    events = []
+    for i in range(3000):
+        customer = f"c-{i}"
+        answer = engine.decide(DecisionRequest(customer, "app_banner", context={}), now=NOW)
+        with engine.db.connect() as connection:
+            row = connection.execute(
+                select(decisions.c.memberships).where(decisions.c.decision_id == answer.decision_id)
+            ).scalar_one()
+        [(measure, cell)] = [(e, c) for e, c in row if e.startswith("offer:")]
+        product = measure.removeprefix("offer:")
+        if rng.random() < RATES[product][0 if cell == "shown" else 1]:
+            events.append(
+                Event(
+                    f"e-{i}",
+                    None,
+                    None,
+                    "convert",
+                    NOW,
+                    100.0,
+                    customer_id=customer,
+                    product=product,
+                )
+            )
+    _send(engine, events, NOW + timedelta(hours=1))
+    return engine
+
+
+def test_offers_that_do_not_pay_for_their_contacts_are_retired(sqlite_url: str) -> None:
+    engine = _measured_catalogue(sqlite_url, "auto")
+    later = NOW + timedelta(days=1)
+    with unit_of_work(engine.db) as connection:
+        actions = review(connection, later, "beta-bernoulli")
+    retired = {a["details"]["offer_id"]: a for a in actions}
+    assert set(retired) == {"dud", "harm"}
+    for action in retired.values():
+        assert action["kind"] == "retire" and action["status"] == "applied"
+        assert action["details"]["sequential_ci"][1] < action["details"]["break_even"]
+    engine.catalog.invalidate()
+    decision = engine.decide(DecisionRequest("c-new", "app_banner", context={}), now=later)
+    if decision.offers:
+        assert decision.offers[0].offer_id == "good"
+    assert decision.explanation["dud"] == decision.explanation["harm"] == "RETIRED"
+    with unit_of_work(engine.db) as connection:
+        assert review(connection, later, "beta-bernoulli") == []  # retired once, not again
+
+
+def test_with_approval_nothing_is_retired_until_approved(sqlite_url: str) -> None:
+    engine = _measured_catalogue(sqlite_url, "approval")
+    later = NOW + timedelta(days=1)
+    with unit_of_work(engine.db) as connection:
+        proposed = review(connection, later, "beta-bernoulli")
+        assert review(connection, later, "beta-bernoulli") == []  # one pending per offer
+    assert {a["details"]["offer_id"] for a in proposed} == {"dud", "harm"}
+    assert all(a["status"] == "pending" for a in proposed)
+    with engine.db.connect() as connection:
+        assert not any(get_offer(connection, o).retired for o in RATES)
+    harm = next(a for a in proposed if a["details"]["offer_id"] == "harm")
+    with unit_of_work(engine.db) as connection:
+        decide_action(
+            connection, "offer:harm", harm["action_id"], approve=True, decided_by="me", now=later
+        )
+    with engine.db.connect() as connection:
+        assert [o for o in RATES if get_offer(connection, o).retired] == ["harm"]
+        assert [a["status"] for a in list_actions(connection, "offer:harm")] == ["applied"]
