@@ -118,6 +118,7 @@ class OfferIn(Body):
     eligibility: dict[str, Any] | None = None
     campaign_id: Id | None = None
     retired: bool = False
+    incrementality: float = Field(default=1.0, ge=-1, le=1)
 
 
 class OfferOut(OfferIn):
@@ -259,6 +260,10 @@ class HoldoutIn(Body):
         default="off",
         description="bank holdout only: retire offers whose measured incremental value does "
         "not cover their contacts",
+    )
+    revalue: Literal["off", "auto", "approval"] = Field(
+        default="off",
+        description="bank holdout only: arbitrate with each offer's measured incrementality",
     )
 
 

@@ -63,6 +63,9 @@ class Offer:
     bank's currency; ``weight`` is the marketer's lever in arbitration (1 = neutral). A
     ``retired`` offer is no longer made (a retire action sets it when the offer's measured
     incremental value does not cover its contacts; a marketer may set or clear it).
+    ``incrementality`` is the share of the conversions the offer brings that would not have
+    happened without it, in [-1, 1]: 1 until a re-value action measures it against the holdout;
+    arbitration multiplies the policy's P(accept) by it.
     """
 
     offer_id: str
@@ -80,6 +83,7 @@ class Offer:
     eligibility: dict[str, Any] | None = None
     campaign_id: str | None = None
     retired: bool = False
+    incrementality: float = 1.0
     # Derived once here so the hot path reads them instead of parsing per decision.
     rule: Rule | None = field(default=None, init=False, compare=False, repr=False)
     risk: int = field(default=1, init=False, compare=False, repr=False)
@@ -106,6 +110,8 @@ class Offer:
         check_number(self.weight, "weight", minimum=0.0)
         if not isinstance(self.retired, bool):
             raise InvalidInput("must be true or false", field="retired")
+        if not -1.0 <= check_number(self.incrementality, "incrementality") <= 1.0:
+            raise InvalidInput("must be within [-1, 1]", field="incrementality")
         object.__setattr__(self, "risk", risk_number(self.risk_level, "risk_level", "R"))
         check_aware(self.valid_from, "valid_from")
         check_aware(self.valid_until, "valid_until")

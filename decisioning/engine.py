@@ -52,6 +52,9 @@ MAX_ATTEMPTS = 5
 def priority(score: float, value: float, weight: float, cost: float, price: float = 0.0) -> float:
     """Arbitration: P(accept) x value x weight - cost - price x cost.
 
+    The engine passes as ``score`` the policy's P(accept) times the offer's incrementality (the
+    share of its conversions that the holdout shows to be incremental; 1 until re-valued).
+
     ``price`` is the budget's dual price (0 until pacing by dual prices is switched on).
     """
     return score * value * weight - cost - price * cost
@@ -312,7 +315,9 @@ class DecisionEngine:
         priorities = {}
         for offer_id in eligible:
             offer = catalog.offers[offer_id]
-            priorities[offer_id] = priority(scores[offer_id], offer.value, offer.weight, offer.cost)
+            priorities[offer_id] = priority(
+                scores[offer_id] * offer.incrementality, offer.value, offer.weight, offer.cost
+            )
         explanation: dict[str, str | tuple[float, float]] = {
             o.offer_id: reasons.get(o.offer_id) or (scores[o.offer_id], priorities[o.offer_id])
             for o in offers

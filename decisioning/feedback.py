@@ -14,6 +14,11 @@ customer shown is below what those customers' contacts cost (the offer's cost ti
 contacts): its uplift is then significantly too small to pay for itself -- zero and negative
 uplifts included.
 
+*Re-value.* With its ``revalue`` on, an offer's measured incrementality -- the share of the
+conversions among customers shown it that the held-out customers did not have, ``(p_shown -
+p_holdout) / p_shown`` of its product -- replaces the neutral 1 that arbitration multiplies the
+policy's P(accept) by, so offers whose conversions would have happened anyway lose priority.
+
 The anytime-valid intervals stay valid under this continuous monitoring, which is what makes
 acting on the first decisive look safe. Every action is a row of ``feedback_actions`` holding the
 change and the statistics that triggered it: ``applied`` at once under ``auto``; ``pending``
@@ -54,6 +59,11 @@ from experiments.design import Experiment, FeedbackMode
 
 PROMOTE: Final = "promote"
 RETIRE: Final = "retire"
+REVALUE: Final = "revalue"
+MIN_UNITS_TO_REVALUE: Final = 100
+"""Units each cell of an offer's measure needs before its incrementality is trusted."""
+REVALUE_STEP: Final = 0.05
+"""Smallest change of an offer's incrementality worth an action (and an audit entry)."""
 PENDING, APPLIED, REJECTED = "pending", "applied", "rejected"
 AUTOMATIC: Final = "automatic"
 """``decided_by`` of actions applied without approval."""
@@ -101,15 +111,20 @@ def review(connection: Connection, now: datetime, default_policy: str) -> list[d
             promotion = _promotion(connection, experiment, report, winner, default_policy, now)
             proposals.append((experiment.promote, promotion))
     bank = repo.load_document(connection, holdouts, "holdout_id", "bank")
-    mode = holdout_from_document(bank).retire if bank is not None else "off"
-    if mode != "off":
+    holdout = holdout_from_document(bank) if bank is not None else None
+    if holdout is not None and (holdout.retire != "off" or holdout.revalue != "off"):
         for offer in list_offers(connection):
             measure = OFFER_PREFIX + offer.offer_id
             if offer.retired or _pending(connection, measure):
                 continue
-            retirement = _retirement(connection, offer, now)
+            report = experiment_report(connection, measure)
+            retirement = _retirement(offer, report, now) if holdout.retire != "off" else None
             if retirement is not None:
-                proposals.append((mode, retirement))
+                proposals.append((holdout.retire, retirement))
+            elif holdout.revalue != "off":
+                revaluation = _revaluation(offer, report, now)
+                if revaluation is not None:
+                    proposals.append((holdout.revalue, revaluation))
     written = []
     for mode, action in proposals:
         if mode == "auto":
@@ -120,10 +135,8 @@ def review(connection: Connection, now: datetime, default_policy: str) -> list[d
     return written
 
 
-def _retirement(connection: Connection, offer: Offer, now: datetime) -> dict[str, Any] | None:
+def _retirement(offer: Offer, report: dict[str, Any], now: datetime) -> dict[str, Any] | None:
     """A retire action if the offer's incremental value is significantly below break-even."""
-    measure = OFFER_PREFIX + offer.offer_id
-    report = experiment_report(connection, measure)
     [value] = report["metrics"]["value"]["comparisons"]
     shown = report["metrics"]["contacts"]["cells"].get("shown")
     if value["sequential_ci"] is None or shown is None or shown["mean"] is None:
@@ -132,7 +145,7 @@ def _retirement(connection: Connection, offer: Offer, now: datetime) -> dict[str
     if value["sequential_ci"][1] >= break_even:
         return None
     return _action(
-        measure,
+        report["experiment_id"],
         RETIRE,
         {
             "offer_id": offer.offer_id,
@@ -145,6 +158,39 @@ def _retirement(connection: Connection, offer: Offer, now: datetime) -> dict[str
                 f"the incremental value per customer shown is at most "
                 f"{value['sequential_ci'][1]:.4g} (anytime-valid), below the "
                 f"{break_even:.4g} their contacts cost"
+            ),
+        },
+        now,
+    )
+
+
+def _revaluation(offer: Offer, report: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """A re-value action once both cells hold ``MIN_UNITS_TO_REVALUE`` units and the measured
+    incrementality, ``(p_shown - p_holdout) / p_shown`` of the offer's product, moved by
+    ``REVALUE_STEP`` or more from the one arbitration uses."""
+    cells = report["metrics"]["conversion"]["cells"]
+    shown, held = cells.get("shown"), cells.get("holdout")
+    if shown is None or held is None or min(shown["n"], held["n"]) < MIN_UNITS_TO_REVALUE:
+        return None
+    if not shown["mean"]:
+        return None
+    measured = min(1.0, max(-1.0, (shown["mean"] - held["mean"]) / shown["mean"]))
+    if abs(measured - offer.incrementality) < REVALUE_STEP:
+        return None
+    return _action(
+        report["experiment_id"],
+        REVALUE,
+        {
+            "offer_id": offer.offer_id,
+            "from_incrementality": offer.incrementality,
+            "to_incrementality": measured,
+            "conversion_shown": shown["mean"],
+            "conversion_holdout": held["mean"],
+            "units": {c["name"]: c["units"] for c in report["cells"]},
+            "comparisons": report["metrics"]["conversion"]["comparisons"],
+            "reason": (
+                f"{measured:.0%} of the conversions among customers shown the offer are "
+                f"incremental ({shown['mean']:.4g} shown vs {held['mean']:.4g} held out)"
             ),
         },
         now,
@@ -197,9 +243,12 @@ def _promotion(
 
 def _apply(connection: Connection, action: dict[str, Any], now: datetime) -> None:
     details = action["details"]
-    if action["kind"] == RETIRE:
+    if action["kind"] in (RETIRE, REVALUE):
         offer = get_offer(connection, details["offer_id"])
-        put_offer(connection, replace(offer, retired=True), now)
+        if action["kind"] == RETIRE:
+            put_offer(connection, replace(offer, retired=True), now)
+        else:
+            put_offer(connection, replace(offer, incrementality=details["to_incrementality"]), now)
         return
     put_placement_policy(connection, details["placement"], details["to_policy"], now)
     experiment = get_experiment(connection, action["experiment_id"])

@@ -395,13 +395,15 @@ class Holdout:
     placement holdout with one salt put the same 2 % in both. ``retire`` (bank-wide holdout
     only) is what an offer whose measured incremental value does not cover its contacts gets
     (``decisioning.feedback``): nothing (``off``), retired at once (``auto``) or a proposal to
-    approve (``approval``).
+    approve (``approval``). ``revalue`` likewise sets each offer's measured incrementality, which
+    arbitration then uses.
     """
 
     share: float
     placement: str | None = None
     salt: str = "holdout"
     retire: FeedbackMode = "off"
+    revalue: FeedbackMode = "off"
 
     def __post_init__(self) -> None:
         share = _check_fraction(self.share, "share", low=0.0, high=MAX_HOLDOUT_SHARE)
@@ -413,14 +415,16 @@ class Holdout:
         if not isinstance(self.salt, str):
             raise InvalidInput("must be a string", field="salt")
         check_id(self.salt, "salt")
-        if self.retire not in FEEDBACK_MODES:
-            raise InvalidInput(
-                f"must be one of {', '.join(FEEDBACK_MODES)}, got {self.retire!r}", field="retire"
-            )
-        if self.retire != "off" and self.placement is not None:
-            raise InvalidInput(
-                "offers are measured against the bank-wide holdout only", field="retire"
-            )
+        for name in ("retire", "revalue"):
+            mode = getattr(self, name)
+            if mode not in FEEDBACK_MODES:
+                raise InvalidInput(
+                    f"must be one of {', '.join(FEEDBACK_MODES)}, got {mode!r}", field=name
+                )
+            if mode != "off" and self.placement is not None:
+                raise InvalidInput(
+                    "offers are measured against the bank-wide holdout only", field=name
+                )
 
 
 # --- sets of experiments ----------------------------------------------------------------------

@@ -117,6 +117,7 @@ def put_holdout(holdout_id: Id, body: HoldoutIn, engine: EngineDep, _role: Marke
         placement=None if holdout_id == "bank" else holdout_id,
         salt=body.salt,
         retire=body.retire,
+        revalue=body.revalue,
     )
     with unit_of_work(engine.db) as connection:
         catalog.put_holdout(connection, holdout, datetime.now(UTC))

@@ -137,11 +137,12 @@ def test_customer_outcomes_name_a_valid_product(sqlite_url: str) -> None:
 RATES = {"good": (0.5, 0.1), "dud": (0.1, 0.1), "harm": (0.02, 0.1)}
 
 
-def _measured_catalogue(url: str, retire: str) -> DecisionEngine:
+def _measured_catalogue(url: str, retire: str = "off", revalue: str = "off") -> DecisionEngine:
     engine = open_engine(url, epsilon=1.0)  # uniform draws: each offer gets its share
     configure(engine, [offer(o, value=100.0, cost=10.0) for o in RATES])
+    holdout = Holdout(share=0.5, retire=retire, revalue=revalue)  # type: ignore[arg-type]
     with unit_of_work(engine.db) as connection:
-        put_holdout(connection, Holdout(share=0.5, retire=retire), NOW)  # type: ignore[arg-type]
+        put_holdout(connection, holdout, NOW)
     engine.catalog.invalidate()
     rng = np.random.default_rng(5)
     events = []
@@ -172,12 +173,16 @@ def _measured_catalogue(url: str, retire: str) -> DecisionEngine:
 
 
 def test_offers_that_do_not_pay_for_their_contacts_are_retired(sqlite_url: str) -> None:
-    engine = _measured_catalogue(sqlite_url, "auto")
+    engine = _measured_catalogue(sqlite_url, retire="auto", revalue="auto")
     later = NOW + timedelta(days=1)
     with unit_of_work(engine.db) as connection:
         actions = review(connection, later, "beta-bernoulli")
-    retired = {a["details"]["offer_id"]: a for a in actions}
+    retired = {a["details"]["offer_id"]: a for a in actions if a["kind"] == "retire"}
     assert set(retired) == {"dud", "harm"}
+    # The one that pays for itself is re-valued instead: the retired are not worth it.
+    assert [
+        (a["kind"], a["details"]["offer_id"]) for a in actions if a not in retired.values()
+    ] == [("revalue", "good")]
     for action in retired.values():
         assert action["kind"] == "retire" and action["status"] == "applied"
         assert action["details"]["sequential_ci"][1] < action["details"]["break_even"]
@@ -191,7 +196,7 @@ def test_offers_that_do_not_pay_for_their_contacts_are_retired(sqlite_url: str) 
 
 
 def test_with_approval_nothing_is_retired_until_approved(sqlite_url: str) -> None:
-    engine = _measured_catalogue(sqlite_url, "approval")
+    engine = _measured_catalogue(sqlite_url, retire="approval")
     later = NOW + timedelta(days=1)
     with unit_of_work(engine.db) as connection:
         proposed = review(connection, later, "beta-bernoulli")
@@ -208,3 +213,23 @@ def test_with_approval_nothing_is_retired_until_approved(sqlite_url: str) -> Non
     with engine.db.connect() as connection:
         assert [o for o in RATES if get_offer(connection, o).retired] == ["harm"]
         assert [a["status"] for a in list_actions(connection, "offer:harm")] == ["applied"]
+
+
+def test_revalued_arbitration_uses_the_measured_incrementality(sqlite_url: str) -> None:
+    engine = _measured_catalogue(sqlite_url, revalue="auto")
+    later = NOW + timedelta(days=1)
+    with unit_of_work(engine.db) as connection:
+        actions = {a["details"]["offer_id"]: a for a in review(connection, later, "b")}
+        assert review(connection, later, "b") == []  # nothing moved since: no new action
+    assert {a["kind"] for a in actions.values()} == {"revalue"}
+    measured = {o: a["details"]["to_incrementality"] for o, a in actions.items()}
+    # good: (0.5 - 0.1) / 0.5 = 0.8; harm: (0.02 - 0.1) / 0.02 < -1, clipped; dud: about 0,
+    # and a change of less than REVALUE_STEP from 1 is never proposed.
+    assert measured["good"] == pytest.approx(0.8, abs=0.1)
+    assert measured["harm"] == -1.0
+    assert abs(measured["dud"]) < 0.5
+    engine.catalog.invalidate()
+    decision = engine.decide(DecisionRequest("c-new", "app_banner", context={}), now=later)
+    for offer_id, incrementality in measured.items():
+        score, priority = decision.explanation[offer_id]
+        assert priority == pytest.approx(score * incrementality * 100.0 - 10.0)
