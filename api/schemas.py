@@ -226,6 +226,9 @@ class ExperimentIn(Body):
     status: Literal["draft", "running", "stopped", "concluded"] = "draft"
     salt: Annotated[str, StringConstraints(max_length=64)] = ""
     promote: Literal["off", "auto", "approval"] = "off"
+    allocation: Literal["fixed", "bandit"] = "fixed"
+    bandit_min_units: int = Field(default=100, ge=2)
+    bandit_period_hours: float = Field(default=24.0, gt=0)
 
 
 class ExperimentOut(ExperimentIn):

@@ -7,10 +7,11 @@ catalogue from the database and a change reaches every worker within seconds, wi
 
 from __future__ import annotations
 
+import math
 import threading
 import time as monotonic
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, time
 from typing import Any, TypeVar
 
@@ -29,6 +30,9 @@ from decisioning.domain import (
 from decisioning.errors import InvalidInput, NotFound
 from decisioning.rules import RuleCheck, compile_rule
 from decisioning.sql import repositories as repo
+from decisioning.sql.tables import (
+    allocations as allocation_table,
+)
 from decisioning.sql.tables import (
     budgets,
     contact_policy,
@@ -231,6 +235,8 @@ class CatalogSnapshot:
     """(holdout id, placement, an assigner of it alone): to record both sides of each holdout."""
     placement_policies: dict[str, str] = field(default_factory=dict)
     """Each placement's default policy, where one was set (or promoted by an experiment)."""
+    bandit_periods: dict[str, int] = field(default_factory=dict)
+    """Running bandit experiments' current allocation period (their units' weights)."""
 
     @classmethod
     def load(cls, connection: Connection) -> CatalogSnapshot:
@@ -266,6 +272,7 @@ class CatalogSnapshot:
             experiment_list,
             holdout_list,
             placement_policies,
+            repo.load_documents(connection, allocation_table, "experiment_id"),
         )
 
     @classmethod
@@ -278,6 +285,7 @@ class CatalogSnapshot:
         experiment_list: Sequence[Experiment] = (),
         holdout_list: Sequence[Holdout] = (),
         placement_policies: Mapping[str, str] | None = None,
+        allocations: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> CatalogSnapshot:
         by_channel = {
             channel: tuple(o for o in offer_list if channel in o.channels) for channel in CHANNELS
@@ -297,6 +305,14 @@ class CatalogSnapshot:
             for o in offer_list
         }
         rule_checks = {o.offer_id: compile_rule(o.rule) for o in offer_list if o.rule is not None}
+        bandits = [e for e in experiment_list if e.allocation == "bandit" and e.status == "running"]
+        allocated = {e.experiment_id: (allocations or {}).get(e.experiment_id) for e in bandits}
+        assigned = [
+            with_weights(e, allocated[e.experiment_id]["weights"])  # type: ignore[index]
+            if allocated.get(e.experiment_id) is not None
+            else e
+            for e in experiment_list
+        ]
         return cls(
             version=version,
             offers={o.offer_id: o for o in offer_list},
@@ -310,10 +326,26 @@ class CatalogSnapshot:
             contact_policy=policy,
             action_features={o.offer_id: action_features(o) for o in offer_list},
             experiments={e.experiment_id: e for e in experiment_list},
-            assigner=Assigner(experiment_list, holdout_list),
+            assigner=Assigner(assigned, holdout_list),
             holdouts=tuple((holdout_id(h), h.placement, Assigner([], [h])) for h in holdout_list),
             placement_policies=dict(placement_policies or {}),
+            bandit_periods={
+                e: int(document["period"]) if document is not None else 0
+                for e, document in allocated.items()
+            },
         )
+
+
+def with_weights(experiment: Experiment, weights: Mapping[str, float]) -> Experiment:
+    """``experiment`` with its cells' weights replaced (a bandit's current allocation)."""
+    names = [cell.name for cell in experiment.cells]
+    total = math.fsum(weights[name] for name in names)
+    shares = [weights[name] / total for name in names]
+    shares[-1] = 1.0 - math.fsum(shares[:-1])  # exactly 1 in total, as the design requires
+    cells = tuple(
+        replace(cell, weight=share) for cell, share in zip(experiment.cells, shares, strict=True)
+    )
+    return replace(experiment, cells=cells)
 
 
 class CatalogCache:

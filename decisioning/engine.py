@@ -10,7 +10,7 @@ import threading
 import time as monotonic
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -40,6 +40,8 @@ EXPERIMENT_NOT_FORCED = "EXPERIMENT_NOT_FORCED"
 HOLDOUT_PREFIX = "holdout:"
 """Each holdout is measured as an experiment ``holdout:<bank|placement>`` with cells
 ``holdout`` and ``campaign``."""
+PERIOD_SEPARATOR = "#"
+"""A bandit experiment's units are also measured per allocation period, as ``<id>#<period>``."""
 OFFER_PREFIX = "offer:"
 """Each offer's own uplift is measured as an experiment ``offer:<offer_id>`` with cells
 ``holdout`` (held-out customers the engine would have shown it to) and ``shown``."""
@@ -153,7 +155,13 @@ class DecisionEngine:
             assignment = catalog.assigner.assign_one(
                 request.customer_id, request.placement, context
             )
+            periods: list[tuple[str, str]] = []
+            if catalog.bandit_periods and assignment.memberships:
+                assignment, periods = _keep_bandit_cells(
+                    hot.unit_cells(request.customer_id), catalog, assignment
+                )
             memberships = [(m.experiment_id, m.cell.name) for m in assignment.memberships]
+            memberships += periods
             memberships += [
                 (
                     HOLDOUT_PREFIX + holdout_id,
@@ -399,6 +407,29 @@ class DecisionEngine:
             plan.explanation[lost] = budget_checks.BUDGET_EXHAUSTED
             eligible.remove(lost)
         return []
+
+
+def _keep_bandit_cells(
+    unit_cells: dict[str, str], catalog: CatalogSnapshot, assignment: Assignment
+) -> tuple[Assignment, list[tuple[str, str]]]:
+    """Keep a unit in the cell it first got in each bandit experiment, whatever the weights
+    now, and add its period's membership ``<experiment>#<period>`` (the stratum the analysis
+    compares within)."""
+    memberships = []
+    periods = []
+    for membership in assignment.memberships:
+        experiment_id = membership.experiment_id
+        if experiment_id in catalog.bandit_periods:
+            name = unit_cells.get(experiment_id, membership.cell.name)
+            cells = catalog.experiments[experiment_id].cells
+            membership = replace(membership, cell=next(c for c in cells if c.name == name))
+            period = next(
+                (e for e in unit_cells if e.startswith(experiment_id + PERIOD_SEPARATOR)),
+                f"{experiment_id}{PERIOD_SEPARATOR}{catalog.bandit_periods[experiment_id]}",
+            )
+            periods.append((period, name))
+        memberships.append(membership)
+    return replace(assignment, memberships=tuple(memberships)), periods
 
 
 def _experiment_reasons(assignment: Assignment) -> Callable[[str], str | None]:

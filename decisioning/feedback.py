@@ -14,6 +14,12 @@ customer shown is below what those customers' contacts cost (the offer's cost ti
 contacts): its uplift is then significantly too small to pay for itself -- zero and negative
 uplifts included.
 
+*Reallocate.* A running experiment with ``allocation = "bandit"`` gets new cell weights at the
+end of each period (``bandit_period_hours``), once every cell has ``bandit_min_units`` units:
+each cell's posterior probability of being best, the units of each period weighted alike.
+Units keep the cell they first got; new units follow the new weights. Weights follow the
+evidence by design, so reallocations apply at once; each is in the audit trail.
+
 *Re-value.* With its ``revalue`` on, an offer's measured incrementality -- the share of the
 conversions among customers shown it that the held-out customers did not have, ``(p_shown -
 p_holdout) / p_shown`` of its product -- replaces the neutral 1 that arbitration multiplies the
@@ -30,9 +36,10 @@ never.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Connection, insert, select, update
@@ -50,16 +57,19 @@ from decisioning.catalog import (
     put_placement_policy,
 )
 from decisioning.domain import Offer
-from decisioning.engine import OFFER_PREFIX
+from decisioning.engine import OFFER_PREFIX, PERIOD_SEPARATOR
 from decisioning.errors import Conflict, NotFound
 from decisioning.reports import experiment_report
 from decisioning.sql import repositories as repo
-from decisioning.sql.tables import feedback_actions, holdouts
+from decisioning.sql.tables import allocations, feedback_actions, holdouts
+from experiments.bandit_allocation import stratified_means, thompson_weights
 from experiments.design import Experiment, FeedbackMode
+from experiments.statistics import SampleStats
 
 PROMOTE: Final = "promote"
 RETIRE: Final = "retire"
 REVALUE: Final = "revalue"
+REALLOCATE: Final = "reallocate"
 MIN_UNITS_TO_REVALUE: Final = 100
 """Units each cell of an offer's measure needs before its incrementality is trusted."""
 REVALUE_STEP: Final = 0.05
@@ -101,9 +111,13 @@ def review(connection: Connection, now: datetime, default_policy: str) -> list[d
     proposals: list[tuple[FeedbackMode, dict[str, Any]]] = []
     for document in list_experiment_documents(connection):
         experiment = experiment_from_document(document)
-        if experiment.status != "running" or experiment.promote == "off":
+        if experiment.status != "running":
             continue
-        if _pending(connection, experiment.experiment_id):
+        if experiment.allocation == "bandit":
+            reallocation = _reallocation(connection, experiment, now)
+            if reallocation is not None:  # the traffic follows the evidence without approval
+                proposals.append(("auto", reallocation))
+        if experiment.promote == "off" or _pending(connection, experiment.experiment_id):
             continue
         report = experiment_report(connection, experiment.experiment_id)
         winner = winning_cell(report, experiment.primary_metric)
@@ -197,6 +211,57 @@ def _revaluation(offer: Offer, report: dict[str, Any], now: datetime) -> dict[st
     )
 
 
+def _reallocation(
+    connection: Connection, experiment: Experiment, now: datetime
+) -> dict[str, Any] | None:
+    """The next period's weights of a bandit experiment, once its period is over and every cell
+    has ``bandit_min_units`` units: each cell's posterior probability of being best on the
+    primary metric, stratified by period (``experiments.bandit_allocation``)."""
+    experiment_id = experiment.experiment_id
+    stored = repo.load_document(connection, allocations, "experiment_id", experiment_id)
+    if stored is None:  # the design's weights hold from the first review on
+        weights = {cell.name: cell.weight for cell in experiment.cells}
+        document = {"period": 0, "weights": weights, "since": now.isoformat()}
+        repo.upsert_document(connection, allocations, "experiment_id", experiment_id, document, now)
+        return None
+    period = int(stored["period"])
+    since = datetime.fromisoformat(stored["since"])
+    if now - since < timedelta(hours=experiment.bandit_period_hours):
+        return None
+    metric = experiment.primary_metric
+    periods: list[dict[str, SampleStats]] = []
+    for k in range(period + 1):
+        rows = repo.cell_statistics(connection, f"{experiment_id}{PERIOD_SEPARATOR}{k}")
+        periods.append(
+            {r.cell: SampleStats(r.n, r.sum, r.sum_squares) for r in rows if r.metric == metric}
+        )
+    names = [cell.name for cell in experiment.cells]
+    units = {n: sum(p[n].n for p in periods if n in p) for n in names}
+    if min(units.values()) < experiment.bandit_min_units:
+        return None  # still exploring with the design's weights
+    try:
+        posteriors = stratified_means(periods)
+    except ValueError:  # no period in which every cell has two units yet
+        return None
+    seed = int.from_bytes(
+        hashlib.blake2b(f"{experiment.salt}:{period + 1}".encode(), digest_size=8).digest()
+    )
+    return _action(
+        experiment_id,
+        REALLOCATE,
+        {
+            "period": period + 1,
+            "from_weights": stored["weights"],
+            "to_weights": thompson_weights(posteriors, seed=seed),
+            "metric": metric,
+            "posteriors": {n: {"mean": m, "stderr": se} for n, (m, se) in posteriors.items()},
+            "units": units,
+            "reason": "each cell's posterior probability of the highest mean",
+        },
+        now,
+    )
+
+
 def _action(measure: str, kind: str, details: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {
         "action_id": uuid.uuid4().hex,
@@ -243,6 +308,17 @@ def _promotion(
 
 def _apply(connection: Connection, action: dict[str, Any], now: datetime) -> None:
     details = action["details"]
+    if action["kind"] == REALLOCATE:
+        document = {
+            "period": details["period"],
+            "weights": details["to_weights"],
+            "since": now.isoformat(),
+        }
+        repo.upsert_document(
+            connection, allocations, "experiment_id", action["experiment_id"], document, now
+        )
+        repo.bump_config_version(connection)
+        return
     if action["kind"] in (RETIRE, REVALUE):
         offer = get_offer(connection, details["offer_id"])
         if action["kind"] == RETIRE:

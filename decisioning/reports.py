@@ -14,13 +14,14 @@ from typing import Any
 from sqlalchemy import Connection
 
 from decisioning.catalog import get_experiment, holdout_from_document
-from decisioning.engine import HOLDOUT_PREFIX, OFFER_PREFIX
+from decisioning.engine import HOLDOUT_PREFIX, OFFER_PREFIX, PERIOD_SEPARATOR
 from decisioning.errors import NotFound
 from decisioning.sql import repositories as repo
-from decisioning.sql.tables import holdouts
+from decisioning.sql.tables import allocations, holdouts
+from experiments.bandit_allocation import analyse_bandit_metric
 from experiments.report import analyse_metric, recommend
-from experiments.srm import chi_square_srm
-from experiments.statistics import RegressionStats
+from experiments.srm import SrmResult, chi_square_srm
+from experiments.statistics import RegressionStats, SampleStats
 
 EMPTY = RegressionStats(0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
@@ -41,10 +42,25 @@ def experiment_report(
     cells = design["cells"]
     control = cells[0]["name"]
     counts = [by_metric.get(design["primary_metric"], {}).get(c["name"], EMPTY).n for c in cells]
-    ratio = chi_square_srm(counts, [c["weight"] for c in cells])
+    bandit_periods = design.get("bandit_periods")
+    if bandit_periods is None:
+        ratio = chi_square_srm(counts, [c["weight"] for c in cells])
+    else:  # the weights change by design; each period's cells are compared within it
+        nan = float("nan")
+        ratio = SrmResult(nan, nan, False, "BANDIT_ALLOCATION")
     planned = design["planned_units_per_cell"] or DEFAULT_PLANNED_UNITS_PER_CELL
     metrics = {}
     for metric in [design["primary_metric"], *design["guardrail_metrics"]]:
+        if bandit_periods is not None:
+            metrics[metric] = analyse_bandit_metric(
+                metric,
+                _period_statistics(connection, experiment_id, metric, bandit_periods),
+                [c["name"] for c in cells],
+                control,
+                alpha=design["alpha"],
+                planned_n_per_cell=planned,
+            )
+            continue
         present = {c["name"]: by_metric.get(metric, {}).get(c["name"], EMPTY) for c in cells}
         metrics[metric] = analyse_metric(
             metric,
@@ -78,6 +94,20 @@ def experiment_report(
         },
         "recommendation": {"action": action, "reason": reason},
     }
+
+
+def _period_statistics(
+    connection: Connection, experiment_id: str, metric: str, periods: int
+) -> list[dict[str, SampleStats]]:
+    """Per allocation period of a bandit experiment, each cell's statistics of ``metric``."""
+    return [
+        {
+            row.cell: SampleStats(row.n, row.sum, row.sum_squares)
+            for row in repo.cell_statistics(connection, f"{experiment_id}{PERIOD_SEPARATOR}{k}")
+            if row.metric == metric
+        }
+        for k in range(periods)
+    ]
 
 
 def _summary(stats: RegressionStats) -> dict[str, float | None]:
@@ -116,7 +146,11 @@ def _design(connection: Connection, experiment_id: str) -> dict[str, Any]:
             "status": "running",
         }
     experiment = get_experiment(connection, experiment_id)
+    allocation = repo.load_document(connection, allocations, "experiment_id", experiment_id)
     return {
+        "bandit_periods": (int(allocation["period"]) + 1 if allocation is not None else 1)
+        if experiment.allocation == "bandit"
+        else None,
         "cells": [{"name": c.name, "weight": c.weight} for c in experiment.cells],
         "primary_metric": experiment.primary_metric,
         "guardrail_metrics": list(experiment.guardrail_metrics),

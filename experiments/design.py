@@ -40,11 +40,13 @@ from decisioning.errors import InvalidInput
 from decisioning.rules import Rule, RuleError, parse_rule
 
 __all__ = [
+    "ALLOCATIONS",
     "ANALYSES",
     "BUCKETS",
     "FEEDBACK_MODES",
     "METRICS",
     "STATUSES",
+    "Allocation",
     "Analysis",
     "Cell",
     "Experiment",
@@ -68,7 +70,10 @@ Status: TypeAlias = Literal["draft", "running", "stopped", "concluded"]
 STATUSES: Final[tuple[str, ...]] = get_args(Status)
 FeedbackMode: TypeAlias = Literal["off", "auto", "approval"]
 FEEDBACK_MODES: Final[tuple[str, ...]] = get_args(FeedbackMode)
+Allocation: TypeAlias = Literal["fixed", "bandit"]
+ALLOCATIONS: Final[tuple[str, ...]] = get_args(Allocation)
 
+RESERVED_ID_CHARACTERS: Final = (":", "#")
 WEIGHT_TOLERANCE: Final = 1e-9
 """Cell weights must sum to 1 within this absolute tolerance."""
 MAX_HOLDOUT_SHARE: Final = 0.5
@@ -218,6 +223,12 @@ class Experiment:
         only; ``"auto"`` makes the winning cell's policy the default of ``placement`` and
         concludes the experiment; ``"approval"`` proposes the same and waits for a marketer.
         Needs a ``placement`` and at least one cell that sets a policy.
+    allocation, bandit_min_units, bandit_period_hours
+        ``"fixed"``: the cells' weights throughout. ``"bandit"``: the weights follow the
+        evidence (``experiments.bandit_allocation``): the cells' weights until every cell has
+        ``bandit_min_units`` units, then, every ``bandit_period_hours``, each cell's posterior
+        probability of being best on the primary metric. Units keep their cell; the analysis
+        is stratified by period.
     """
 
     experiment_id: str
@@ -237,6 +248,9 @@ class Experiment:
     status: Status = "draft"
     salt: str = ""
     promote: FeedbackMode = "off"
+    allocation: Allocation = "fixed"
+    bandit_min_units: int = 100
+    bandit_period_hours: float = 24.0
     # Derived once here so assignment reads it instead of parsing per decision.
     rule: Rule | None = field(default=None, init=False, compare=False, repr=False)
 
@@ -246,6 +260,12 @@ class Experiment:
             if not isinstance(value, str):
                 raise InvalidInput("must be a string", field=name)
             check_id(value, name)
+        if any(reserved in self.experiment_id for reserved in RESERVED_ID_CHARACTERS):
+            raise InvalidInput(
+                "may not contain ':' or '#' (they name holdouts, offers' measures and a "
+                "bandit's periods)",
+                field="experiment_id",
+            )
         if not isinstance(self.name, str) or not self.name.strip():
             raise InvalidInput("must not be empty", field="name")
         if self.placement is not None:
@@ -283,6 +303,18 @@ class Experiment:
             object.__setattr__(self, "salt", self.experiment_id)
         check_id(self.salt, "salt")
         self._check_promote()
+        if self.allocation not in ALLOCATIONS:
+            raise InvalidInput(
+                f"must be one of {', '.join(ALLOCATIONS)}, got {self.allocation!r}",
+                field="allocation",
+            )
+        units = self.bandit_min_units
+        if isinstance(units, bool) or not isinstance(units, int) or units < 2:
+            raise InvalidInput(f"must be an integer >= 2, got {units!r}", field="bandit_min_units")
+        hours = self.bandit_period_hours
+        if isinstance(hours, bool) or not isinstance(hours, int | float) or not hours > 0:
+            raise InvalidInput(f"must be a number > 0, got {hours!r}", field="bandit_period_hours")
+        object.__setattr__(self, "bandit_period_hours", float(hours))
 
     def _check_promote(self) -> None:
         if self.promote not in FEEDBACK_MODES:

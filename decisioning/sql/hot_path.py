@@ -153,6 +153,7 @@ VALUES (:experiment_id, :unit_id, :cell, :now, :covariate, 0, 0, 0, 0, 0)
 ON CONFLICT (experiment_id, unit_id) DO NOTHING
 """
 EXPOSED = "SELECT 1 FROM exposures WHERE experiment_id = :experiment_id AND unit_id = :unit_id"
+UNIT_CELLS = "SELECT experiment_id, cell FROM exposures WHERE unit_id = :unit_id"
 PRE_EXPOSURE_VALUE = """
 SELECT COALESCE(SUM(value_units), 0) FROM events
 WHERE customer_id = :unit_id AND type = 'convert' AND occurred_at >= :since AND occurred_at < :now
@@ -257,6 +258,11 @@ class HotPath:
         self._execute(INSERT_DECISION, values)
 
     # --- experiments: first exposures and per-cell sufficient statistics --------------------
+
+    def unit_cells(self, unit_id: str) -> dict[str, str]:
+        """experiment id -> the unit's cell, for every experiment it was exposed in."""
+        rows = self._execute(UNIT_CELLS, {"unit_id": unit_id}).fetchall()
+        return {experiment_id: cell for experiment_id, cell in rows}
 
     def record_exposure(
         self, experiment_id: str, unit_id: str, cell: str, now: datetime, covariate_days: int

@@ -279,3 +279,16 @@ feedback_actions = Table(
     Column("decided_by", String(ID)),
     comment="Audit log: every change experiment results made, or proposed, to the configuration.",
 )
+
+allocations = Table(
+    "allocations",
+    metadata,
+    Column("experiment_id", String(ID), primary_key=True),
+    Column(
+        "document",
+        Document,
+        nullable=False,
+        comment='{"period": k, "weights": {cell: w}, "since": ...}: a bandit\'s current weights',
+    ),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

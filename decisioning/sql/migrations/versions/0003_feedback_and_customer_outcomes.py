@@ -1,4 +1,4 @@
-"""placements' default policies, the audit log of feedback actions, customer outcome events
+"""placements' default policies, feedback actions' audit log, customer outcomes, bandit weights
 
 Revision ID: 0003
 Revises: 0002
@@ -57,6 +57,19 @@ def upgrade() -> None:
             batch_op.f("ix_feedback_actions_experiment_id"), ["experiment_id"], unique=False
         )
 
+    op.create_table(
+        "allocations",
+        sa.Column("experiment_id", sa.String(length=64), nullable=False),
+        sa.Column(
+            "document",
+            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
+            nullable=False,
+            comment='{"period": k, "weights": {cell: w}, "since": ...}: a bandit\'s current '
+            "weights",
+        ),
+        sa.Column("updated_at", decisioning.sql.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("experiment_id", name=op.f("pk_allocations")),
+    )
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.alter_column(
             "decision_id",
@@ -89,5 +102,6 @@ def downgrade() -> None:
         )
     with op.batch_alter_table("feedback_actions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_feedback_actions_experiment_id"))
+    op.drop_table("allocations")
     op.drop_table("feedback_actions")
     op.drop_table("placements")
