@@ -344,17 +344,6 @@ def _pending(connection: Connection, experiment_id: str) -> bool:
     )
 
 
-def list_actions(connection: Connection, experiment_id: str) -> list[dict[str, Any]]:
-    """The audit trail of an experiment, or of an offer's measure ``offer:<id>``, oldest
-    first."""
-    rows = connection.execute(
-        select(feedback_actions)
-        .where(feedback_actions.c.experiment_id == experiment_id)
-        .order_by(feedback_actions.c.created_at, feedback_actions.c.action_id)
-    )
-    return [dict(row._mapping) for row in rows]
-
-
 def decide_action(
     connection: Connection,
     experiment_id: str,

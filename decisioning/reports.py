@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -93,7 +94,15 @@ def experiment_report(
             for m, r in metrics.items()
         },
         "recommendation": {"action": action, "reason": reason},
+        "actions": [
+            {**a, "created_at": a["created_at"].isoformat(), "decided_at": _iso(a["decided_at"])}
+            for a in repo.feedback_actions_of(connection, experiment_id)
+        ],
     }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def _period_statistics(
@@ -185,6 +194,11 @@ def format_report(report: dict[str, Any]) -> str:
             )
     recommendation = report["recommendation"]
     lines += ["", f"recommendation: {recommendation['action']} ({recommendation['reason']})"]
+    for action in report["actions"]:
+        lines.append(
+            f"action {action['kind']} {action['status']} at {action['created_at']}"
+            f" ({action['details'].get('reason', '')})"
+        )
     return "\n".join(lines)
 
 

@@ -80,7 +80,7 @@ def experiment_actions(experiment_id: str, engine: EngineDep, _role: Reader) -> 
             catalog.get_offer(connection, experiment_id.removeprefix(OFFER_PREFIX))
         else:
             catalog.get_experiment(connection, experiment_id)
-        return feedback.list_actions(connection, experiment_id)
+        return repo.feedback_actions_of(connection, experiment_id)
 
 
 @router.post(

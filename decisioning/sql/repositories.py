@@ -23,6 +23,7 @@ from decisioning.sql.tables import (
     decisions,
     events,
     exposures,
+    feedback_actions,
     policy_snapshots,
 )
 
@@ -370,3 +371,17 @@ def latest_snapshot_version(connection: Connection, policy_name: str) -> int:
 
 def insert_snapshot(connection: Connection, row: dict[str, Any]) -> None:
     connection.execute(policy_snapshots.insert(), row)
+
+
+# --- feedback actions ----------------------------------------------------------------------------
+
+
+def feedback_actions_of(connection: Connection, experiment_id: str) -> list[dict[str, Any]]:
+    """The audit trail of an experiment, or of an offer's measure ``offer:<id>``, oldest
+    first."""
+    rows = connection.execute(
+        select(feedback_actions)
+        .where(feedback_actions.c.experiment_id == experiment_id)
+        .order_by(feedback_actions.c.created_at, feedback_actions.c.action_id)
+    )
+    return [dict(row._mapping) for row in rows]

@@ -13,8 +13,9 @@ from decisioning.domain import DecisionRequest, Event
 from decisioning.engine import DecisionEngine
 from decisioning.errors import InvalidInput
 from decisioning.events import MAX_BATCH, record_events
-from decisioning.feedback import decide_action, list_actions, review
+from decisioning.feedback import decide_action, review
 from decisioning.reports import experiment_report
+from decisioning.sql.repositories import feedback_actions_of
 from decisioning.sql.session import unit_of_work
 from decisioning.sql.tables import decisions
 from experiments.design import Holdout
@@ -212,7 +213,7 @@ def test_with_approval_nothing_is_retired_until_approved(sqlite_url: str) -> Non
         )
     with engine.db.connect() as connection:
         assert [o for o in RATES if get_offer(connection, o).retired] == ["harm"]
-        assert [a["status"] for a in list_actions(connection, "offer:harm")] == ["applied"]
+        assert [a["status"] for a in feedback_actions_of(connection, "offer:harm")] == ["applied"]
 
 
 def test_revalued_arbitration_uses_the_measured_incrementality(sqlite_url: str) -> None:
