@@ -27,6 +27,8 @@ from experiments.statistics import RegressionStats, SampleStats
 EMPTY = RegressionStats(0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 DEFAULT_PLANNED_UNITS_PER_CELL = 5000  # the mixture's tuning when a design plans no size
+UNIVERSAL_HOLDOUT = "universal holdout"
+"""The control of ``vs_holdout`` comparisons (a space: no cell can be named so)."""
 
 
 def experiment_report(
@@ -72,6 +74,19 @@ def experiment_report(
             use_cuped=cuped,
         )
     action, reason = recommend(metrics[design["primary_metric"]], ratio, design["alpha"])
+    versus = {}
+    holdout = _holdout_cell(connection, design["placement"]) if "placement" in design else None
+    if holdout is not None and bandit_periods is None:
+        for metric in metrics:
+            present = {c["name"]: by_metric.get(metric, {}).get(c["name"], EMPTY) for c in cells}
+            versus[metric] = analyse_metric(
+                metric,
+                {UNIVERSAL_HOLDOUT: holdout.get(metric, EMPTY), **present},
+                UNIVERSAL_HOLDOUT,
+                alpha=design["alpha"],
+                planned_n_per_cell=planned,
+                use_cuped=cuped,
+            )
     return {
         "experiment_id": experiment_id,
         "status": design["status"],
@@ -90,6 +105,7 @@ def experiment_report(
                     if stats is not None
                 },
                 "comparisons": [asdict(c) for c in r.comparisons],
+                "vs_holdout": [asdict(c) for c in versus[m].comparisons] if m in versus else None,
             }
             for m, r in metrics.items()
         },
@@ -103,6 +119,24 @@ def experiment_report(
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def _holdout_cell(
+    connection: Connection, placement: str | None
+) -> dict[str, RegressionStats] | None:
+    """The universal holdout's statistics per metric, to measure an experiment's cells against:
+    the placement's own holdout where there is one, else the bank's; None without a holdout."""
+    for holdout_id in ([placement] if placement is not None else []) + ["bank"]:
+        if repo.load_document(connection, holdouts, "holdout_id", holdout_id) is None:
+            continue
+        return {
+            row.metric: RegressionStats(
+                row.n, row.sum_x, row.sum, row.sum_x2, row.sum_squares, row.sum_xy
+            )
+            for row in repo.cell_statistics(connection, HOLDOUT_PREFIX + holdout_id)
+            if row.cell == "holdout"
+        }
+    return None
 
 
 def _period_statistics(
@@ -161,6 +195,7 @@ def _design(connection: Connection, experiment_id: str) -> dict[str, Any]:
         if experiment.allocation == "bandit"
         else None,
         "cells": [{"name": c.name, "weight": c.weight} for c in experiment.cells],
+        "placement": experiment.placement,  # only experiments are measured against a holdout
         "primary_metric": experiment.primary_metric,
         "guardrail_metrics": list(experiment.guardrail_metrics),
         "alpha": experiment.alpha,
@@ -184,14 +219,23 @@ def format_report(report: dict[str, Any]) -> str:
         f"{'metric':<11} {'cell':<12} {'lift':>10} {'relative':>9} {'95% CI (fixed)':>23} "
         f"{'anytime-valid CI':>23} {'p (anytime)':>11} {'p (Holm)':>9}",
     ]
-    for metric, result in report["metrics"].items():
-        for c in result["comparisons"]:
-            lines.append(
-                f"{metric:<11} {c['cell']:<12} {_number(c['lift']):>10} "
-                f"{_percent(c['relative_lift']):>9} {_interval(c['ci']):>23} "
-                f"{_interval(c['sequential_ci']):>23} {_number(c['sequential_p_value']):>11} "
-                f"{_number(c['adjusted_p_value']):>9}" + (f"  {c['error']}" if c["error"] else "")
-            )
+    rows = [
+        (metric, c["cell"], c)
+        for metric, result in report["metrics"].items()
+        for c in result["comparisons"]
+    ]
+    rows += [
+        (metric, f"{c['cell']}/hold", c)  # the cell against the universal holdout
+        for metric, result in report["metrics"].items()
+        for c in result.get("vs_holdout") or ()
+    ]
+    for metric, label, c in rows:
+        lines.append(
+            f"{metric:<11} {label:<12} {_number(c['lift']):>10} "
+            f"{_percent(c['relative_lift']):>9} {_interval(c['ci']):>23} "
+            f"{_interval(c['sequential_ci']):>23} {_number(c['sequential_p_value']):>11} "
+            f"{_number(c['adjusted_p_value']):>9}" + (f"  {c['error']}" if c["error"] else "")
+        )
     recommendation = report["recommendation"]
     lines += ["", f"recommendation: {recommendation['action']} ({recommendation['reason']})"]
     for action in report["actions"]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 from decisioning.learning import run_periodic_jobs
 from tests.api.conftest import Api
@@ -155,3 +156,30 @@ def test_bad_feedback_settings_name_the_field(api: Api) -> None:
         "PUT", f"/v1/placements/{PLACEMENT}", role="marketer", json={"policy": "uniform"}
     )
     assert response.status_code == 200 and placement_policy(api) == "uniform"
+
+
+def test_policy_cells_are_measured_against_the_universal_holdout(api: Api) -> None:
+    """Pega's Impact Analyzer view: each policy's incremental value over the holdout."""
+    api.call("PUT", "/v1/holdouts/bank", role="marketer", json={"share": 0.3})
+    api.call("PUT", "/v1/experiments/pol-h", role="marketer", json=design("off"))
+    rng = np.random.default_rng(8)
+    rates = {"holdout": 0.1, "incumbent": 0.2, "challenger": 0.4}
+    events, converted = [], {cell: 0 for cell in rates}
+    for i in range(600):
+        answer = api.decide(customer_id=f"c-{i}", placement=PLACEMENT).json()
+        cell = answer["cell"] if answer["experiment_id"] == "pol-h" else "holdout"
+        if rng.random() < rates[cell]:
+            converted[cell] += 1
+            events.append({"event_id": f"o-{i}", "customer_id": f"c-{i}", "type": "convert"})
+    assert api.call("POST", "/v1/events", json={"events": events}).status_code == 200
+    report = api.call("GET", "/v1/experiments/pol-h/report", role="analyst").json()
+    held = api.call("GET", "/v1/experiments/holdout:bank/report", role="analyst").json()
+    holdout_units = next(c["units"] for c in held["cells"] if c["name"] == "holdout")
+    versus = {c["cell"]: c for c in report["metrics"]["conversion"]["vs_holdout"]}
+    assert set(versus) == {"incumbent", "challenger"}
+    for cell in versus:
+        units = next(c["units"] for c in report["cells"] if c["name"] == cell)
+        expected = converted[cell] / units - converted["holdout"] / holdout_units
+        assert versus[cell]["control"] == "universal holdout"
+        assert versus[cell]["lift"] == pytest.approx(expected, abs=0.02)  # CUPED moves it a hair
+    assert versus["challenger"]["sequential_ci"][0] > 0
