@@ -8,6 +8,7 @@ the cursor it reached; workers pick the newest snapshot up within ``refresh_seco
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,9 +22,10 @@ from decisioning.engine import DecisionEngine
 from decisioning.errors import InvalidInput
 from decisioning.feedback import review
 from decisioning.sql import repositories as repo
-from decisioning.sql.session import unit_of_work
+from decisioning.sql.session import exclusive, unit_of_work
 from decisioning.sql.tables import from_units
 
+LOG = logging.getLogger(__name__)
 RewardKind = Literal["click", "accept", "convert", "value_minus_cost"]
 REWARD_KINDS: tuple[str, ...] = ("click", "accept", "convert", "value_minus_cost")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -197,8 +199,21 @@ def run_periodic_jobs(
     now: datetime | None = None,
 ) -> dict[str, int]:
     """One round of the background work: learn every policy in use (rounds learnt per policy),
-    then act on decisive results (``decisioning.feedback``)."""
+    then act on decisive results (``decisioning.feedback``). One process at a time does it; the
+    others return ``{}`` at once."""
     now = now or datetime.now(UTC)
+    with exclusive(engine.db, "periodic-jobs") as mine:
+        if not mine:  # another process is learning and reviewing right now
+            return {}
+        return _learn_and_review(engine, default_reward, rewards, now)
+
+
+def _learn_and_review(
+    engine: DecisionEngine,
+    default_reward: RewardDefinition | None,
+    rewards: Mapping[str, RewardDefinition] | None,
+    now: datetime,
+) -> dict[str, int]:
     catalog = engine.catalog.current()
     learnt = {
         name: Learner(engine, name, rewards, default_reward).run_once(now)
@@ -229,4 +244,7 @@ class BackgroundLearner:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_seconds):
-            run_periodic_jobs(self.engine)
+            try:
+                run_periodic_jobs(self.engine)
+            except Exception:  # the next round retries; the service must keep learning
+                LOG.exception("periodic jobs failed")

@@ -7,6 +7,8 @@ upgrades to a writer. PostgreSQL runs at READ COMMITTED; decisions lock their cu
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +18,7 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -86,6 +88,47 @@ def unit_of_work(engine: Engine, *, durable: bool = False) -> Iterator[Connectio
             connection.info.pop(WRITES, None)
             if sqlite_durable:
                 connection.connection.driver_connection.execute("PRAGMA synchronous=NORMAL")  # type: ignore[union-attr]
+
+
+@contextmanager
+def exclusive(engine: Engine, name: str) -> Iterator[bool]:
+    """Whether this process holds the job lock ``name`` on ``engine``'s database, for the block.
+
+    Never waits: a process that does not get the lock skips the job (another one is doing it).
+    PostgreSQL: a session advisory lock; SQLite: an ``flock`` on a file beside the database, so
+    an embedded learner and ``decisioning learn`` on one file take turns too.
+    """
+    if engine.dialect.name == "postgresql":
+        key = int.from_bytes(
+            hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+        )
+        with engine.connect() as connection:
+            held = bool(
+                connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+            )
+            connection.commit()
+            try:
+                yield held
+            finally:
+                if held:
+                    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    connection.commit()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":  # one process owns an in-memory database
+        yield True
+        return
+    with open(f"{database}.{name}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = True
+        except BlockingIOError:
+            held = False
+        try:
+            yield held
+        finally:
+            if held:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def migrate(engine: Engine) -> None:

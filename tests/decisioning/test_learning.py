@@ -4,14 +4,17 @@ engine decides with the newest one."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from decisioning.domain import DecisionRequest
 from decisioning.errors import InvalidInput
-from decisioning.learning import Learner, RewardDefinition
+from decisioning.learning import Learner, RewardDefinition, run_periodic_jobs
+from decisioning.sql.tables import policy_snapshots
 from tests.conftest import open_engine
-from tests.support import NOW, configure, offer, send_outcome
+from tests.support import NOW, configure, offer, run_in_processes, send_outcome
 
 
 def test_reward_definitions() -> None:
@@ -52,3 +55,30 @@ def test_learner_moves_the_engine_toward_the_accepted_offer(sqlite_url: str) -> 
         DecisionRequest("c-new", "app_banner", context={}), now=NOW + timedelta(hours=12)
     )
     assert decision.policy_version == version
+
+
+def _periodic_worker(url: str, seed: int, start: Any, results: Any) -> None:
+    engine = open_engine(url)
+    start.wait()  # every process runs the jobs at the same moment, three rounds each
+    results.put([run_periodic_jobs(engine, now=NOW + timedelta(hours=30 + i)) for i in range(3)])
+
+
+def test_one_process_at_a_time_learns_and_nothing_is_learnt_twice(database_url: str) -> None:
+    engine = open_engine(database_url, epsilon=0.5)
+    configure(engine, [offer("loved", value=100.0), offer("ignored", value=100.0)])
+    for i in range(300):
+        at = NOW + timedelta(minutes=i)
+        decision = engine.decide(DecisionRequest(f"c-{i}", "app_banner", context={}), now=at)
+        if decision.offers[0].offer_id == "loved":
+            send_outcome(engine, f"e-{i}", decision.decision_id, "loved", "accept", at)
+    rounds = run_in_processes(_periodic_worker, database_url, 4)
+    learnt = [r.get("beta-bernoulli", 0) for worker in rounds for r in worker]
+    assert sum(learnt) == 300  # every closed decision learnt exactly once, by some process
+    with engine.db.connect() as connection:
+        versions = [
+            row.version
+            for row in connection.execute(
+                select(policy_snapshots).where(policy_snapshots.c.policy_name == "beta-bernoulli")
+            )
+        ]
+    assert sorted(versions) == list(range(1, len(versions) + 1))
