@@ -92,6 +92,8 @@ def relative_lift(
     vc = control.variance / control.n
     vt = treatment.variance / treatment.n
     se = math.sqrt(vt / mc**2 + mt**2 * vc / mc**4)
+    if se == 0.0:  # a constant treatment cell whose mean is 0: no spread to scale the ratio by
+        return _nan("ZERO_VARIANCE")
     est = mt / mc - 1
     q = float(stats.norm.ppf(1 - alpha / 2))
     p = float(2 * stats.norm.sf(abs(est) / se))

@@ -79,6 +79,9 @@ def test_degenerate_data_returns_error_codes() -> None:
     assert absolute_lift(const, const).error == "ZERO_VARIANCE"
     assert SequentialLift().compute(const, const).error == "ZERO_VARIANCE"
     assert absolute_lift(ok, ok).error is None
+    zeros = SampleStats.from_values([0.0, 0.0, 0.0])  # e.g. no conversion yet in a new cell
+    assert relative_lift(ok, zeros).error == "ZERO_VARIANCE"
+    assert relative_lift(zeros, ok).error == "ZERO_CONTROL_MEAN"
 
 
 def test_bad_arguments_name_the_argument() -> None:
