@@ -7,8 +7,7 @@ Wire it into ``decisioning/cli.py``'s ``build_parser`` with::
 
 The sub-command calls :func:`run_simulate`, which returns the exit code: 0; 1 when the engine
 broke a cap or overspent a budget; 2 with a message naming the bad option (unknown scenario or
-policy, negative sizes, a budget that cannot be met, a reserved scenario whose service does not
-exist yet).
+policy, negative sizes, a budget that cannot be met).
 """
 
 from __future__ import annotations
@@ -62,6 +61,12 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--json", metavar="FILE", default=None, help="write every metric as JSON")
     parser.add_argument("--plot", metavar="FILE.png", default=None, help="write the plots (PNG)")
     parser.add_argument("--http", action="store_true", help="decide and send events over HTTP")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="aa-test and holdout-uplift: seeded runs to repeat (seeds --seed, --seed+1, ...)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=lambda args, _settings=None: run_simulate(args))
     return parser
@@ -103,6 +108,12 @@ def run_simulate(args: argparse.Namespace) -> int:
         )
     except SimulationInputError as exc:
         return _error(exc.option, exc.message)
+    if args.runs < 1:
+        return _error("--runs", f"must be >= 1, got {args.runs}")
+    if spec.scenario.study is not None:
+        return _run_study(spec, args, workers)
+    if args.runs != 1:
+        return _error("--runs", "repeats only the aa-test and holdout-uplift studies")
 
     from tqdm import tqdm
 
@@ -138,6 +149,39 @@ def run_simulate(args: argparse.Namespace) -> int:
     for line in failed:
         print(f"FAILED: the engine broke its contact policy or budget: {line}", file=sys.stderr)
     return EXIT_BROKEN if failed else 0
+
+
+def _run_study(spec: Any, args: argparse.Namespace, workers: int) -> int:
+    """An experiment study (``simulations.experiment_studies``): the table, the summary over
+    ``--runs`` seeds, the first run's plot."""
+    from dataclasses import asdict
+
+    from tqdm import tqdm
+
+    from simulations.experiment_studies import format_study, plot_study, run_studies, summarise
+
+    if args.http:
+        return _error("--http", "the studies run in-process")
+    with tqdm(
+        total=args.runs,
+        desc=f"{spec.scenario.name} ({args.runs} run(s))",
+        unit="run",
+        disable=args.no_progress,
+        file=sys.stderr,
+    ) as bar:
+        runs = run_studies(spec, args.runs, workers=workers, progress=bar.update)
+    print(format_study(spec, runs))
+    if args.json is not None:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(
+                {"runs": [asdict(run) for run in runs], "summary": summarise(runs)},
+                handle,
+                indent=2,
+            )
+        print(f"metrics written to {args.json}")
+    if args.plot is not None:
+        print(f"plot written to {plot_study(runs[0], args.plot)}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

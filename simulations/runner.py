@@ -67,7 +67,7 @@ from decisioning.domain import Budget, ContactPolicy, Decision, DecisionRequest,
 from decisioning.engine import DecisionEngine
 from decisioning.events import MAX_BATCH, record_events
 from decisioning.learning import Learner, RewardDefinition
-from decisioning.settings import Settings
+from decisioning.settings import DEFAULT_ATTRIBUTION_HOURS, Settings
 from decisioning.sql.session import make_engine, migrate, unit_of_work
 from decisioning.sql.tables import budgets, from_units
 from simulations.catalog import DEFAULT_CATALOG, Catalog
@@ -297,11 +297,13 @@ class CapAudit:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What the runner needs of a decision: its id, the offers made, the offers allowed."""
+    """What the runner needs of a decision: its id, the offers made, the offers allowed, and
+    the experiment cell (or holdout side) it ran in."""
 
     decision_id: str
     chosen: tuple[str, ...]
     allowed: tuple[str, ...]
+    cell: str | None = None
 
 
 class EngineClient(Protocol):
@@ -321,6 +323,7 @@ def _answer(decision: Decision) -> Answer:
         decision.decision_id,
         tuple(o.offer_id for o in decision.offers),
         tuple(o for o, logged in decision.explanation.items() if not isinstance(logged, str)),
+        decision.cell,
     )
 
 
@@ -338,10 +341,18 @@ class InProcessClient:
         )
 
     def send_events(self, events: Sequence[Event], now: datetime) -> None:
-        policy = self.engine.catalog.current().contact_policy
+        catalog = self.engine.catalog.current()
+        window = timedelta(hours=self.engine.settings.attribution_window_hours)
         for k in range(0, len(events), MAX_BATCH):
             with unit_of_work(self.engine.db, durable=True) as connection:
-                record_events(connection, events[k : k + MAX_BATCH], policy, now)
+                record_events(
+                    connection,
+                    events[k : k + MAX_BATCH],
+                    catalog.contact_policy,
+                    now,
+                    window,
+                    catalog.offers,
+                )
 
     def close(self) -> None:
         return None
@@ -413,6 +424,7 @@ class HttpClient:
             body["decision_id"],
             tuple(o["offer_id"] for o in body["offers"]),
             tuple(c["offer_id"] for c in body["candidates"] if c["reason"] is None),
+            body["cell"],
         )
 
     def send_events(self, events: Sequence[Event], now: datetime) -> None:
@@ -422,6 +434,8 @@ class HttpClient:
                     "event_id": e.event_id,
                     "decision_id": e.decision_id,
                     "offer_id": e.offer_id,
+                    "customer_id": e.customer_id,
+                    "product": e.product,
                     "type": e.type,
                     "value": e.value,
                     "occurred_at": e.occurred_at.isoformat(),
@@ -452,7 +466,12 @@ class FixedPolicies:
 # --- one run ------------------------------------------------------------------------------------
 
 
-def open_engine(spec: SimulationSpec, policy: str, url: str) -> ClockedEngine:
+def open_engine(
+    spec: SimulationSpec,
+    policy: str,
+    url: str,
+    attribution_window: timedelta = timedelta(hours=DEFAULT_ATTRIBUTION_HOURS),
+) -> ClockedEngine:
     """A migrated engine for one run, with the scenario's catalogue, budget and caps loaded."""
     settings = Settings(
         database_url=url,
@@ -461,6 +480,7 @@ def open_engine(spec: SimulationSpec, policy: str, url: str) -> ClockedEngine:
         epsilon={RANDOM: 1.0, SEGMENT_RULES: 0.0}.get(policy, ENGINE_EPSILON),
         refresh_seconds=60.0,
         embedded_learner=False,
+        attribution_window_hours=attribution_window / timedelta(hours=1),
     )
     db = make_engine(url)
     migrate(db)

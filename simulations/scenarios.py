@@ -12,8 +12,11 @@ runs of one scenario with one seed are comparable row by row. The scenarios:
 * ``drift``: app-banner visits; halfway through, the personal loan loses appeal (credit
   tightens), so a policy must unlearn what it learnt.
 * ``load``: many visits per day on the app banner with one policy, timing every decision.
+* ``aa-test``: an A/A experiment read back through the engine's report (false positives).
+* ``holdout-uplift``: a universal holdout; the engine's reported uplift against the truth.
 
-``aa-test`` and ``holdout-uplift`` are reserved: they need the experiment analysis service.
+The last two are studies (``simulations.experiment_studies``): each customer visits once, every
+conversion reaches the engine, and ``--runs`` repeats them over seeds.
 
 Baselines run through the real engine like any policy: ``random`` is the engine with
 ``epsilon = 1`` (uniform among the allowed offers), ``segment-rules`` the "one offer per segment"
@@ -37,13 +40,6 @@ from simulations.world import Drift
 RANDOM: Final = "random"
 SEGMENT_RULES: Final = "segment-rules"
 BASELINES: Final[tuple[str, ...]] = (RANDOM, SEGMENT_RULES)
-#: Scenario names kept for the experiment service, with the piece each one is missing.
-RESERVED: Final[dict[str, str]] = {
-    "aa-test": "its runner mode (an A/A experiment read back through decisioning.reports)",
-    "holdout-uplift": (
-        "its runner mode (the holdout:bank report of decisioning.reports against the true uplift)"
-    ),
-}
 #: Longest simulation, days: the simulated calendar starts on 2025-01-06 and must stay in the
 #: past so that the HTTP API accepts its events.
 MAX_DAYS: Final = 365
@@ -81,6 +77,9 @@ class Scenario:
     drift_offer, drift_at, drift_shift
         From day ``floor(drift_at * days)`` on, ``drift_offer``'s appeal logit moves by
         ``drift_shift`` (no drift when ``drift_offer`` is None).
+    study, holdout_share
+        ``"aa"`` or ``"holdout"`` for the experiment studies (one visit per customer, read back
+        through the report), with the bank holdout's share; None for the policy runs.
     policies : "all" or "default"
         Default policies: every registered policy and both baselines, or the engine's default.
     default_customers, default_days : int
@@ -100,6 +99,8 @@ class Scenario:
     policies: Literal["all", "default"] = "all"
     default_customers: int = 20_000
     default_days: int = 30
+    study: Literal["aa", "holdout"] | None = None
+    holdout_share: float = 0.0
 
     def visits_per_day(self, customers: int) -> int:
         """Visits simulated per day for a population of ``customers``."""
@@ -191,25 +192,42 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             default_customers=100_000,
             default_days=3,
         ),
+        Scenario(
+            name="aa-test",
+            summary="an A/A experiment read back through the engine's report",
+            channels=("app_banner", "email"),
+            visit_rate=0.1,
+            max_visits_per_day=2_000,
+            contact_policy=_MODERATE,
+            policies="default",
+            default_customers=6_000,
+            default_days=10,
+            study="aa",
+        ),
+        Scenario(
+            name="holdout-uplift",
+            summary="a universal holdout: the engine's reported uplift against the truth",
+            channels=("app_banner", "email"),
+            visit_rate=0.1,
+            max_visits_per_day=2_000,
+            contact_policy=_MODERATE,
+            policies="default",
+            default_customers=6_000,
+            default_days=10,
+            study="holdout",
+            holdout_share=0.5,
+        ),
     )
 }
 
 
 def scenario_names() -> list[str]:
-    """Every scenario name, runnable or reserved."""
-    return [*SCENARIOS, *RESERVED]
+    """Every scenario name."""
+    return list(SCENARIOS)
 
 
 def get_scenario(name: str) -> Scenario:
-    """The scenario called ``name``; ``SimulationInputError`` naming SCENARIO otherwise.
-
-    A reserved name raises with the missing piece it needs.
-    """
-    if name in RESERVED:
-        raise SimulationInputError(
-            "SCENARIO",
-            f"{name!r} needs {RESERVED[name]}, which does not exist yet",
-        )
+    """The scenario called ``name``; ``SimulationInputError`` naming SCENARIO otherwise."""
     try:
         return SCENARIOS[name]
     except KeyError:

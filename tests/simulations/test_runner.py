@@ -198,15 +198,6 @@ def test_bad_input_exits_2_naming_the_option(
     assert argv[-1] in err or (named == "SCENARIO" and argv[0] in err)
 
 
-@pytest.mark.parametrize("name", ["aa-test", "holdout-uplift"])
-def test_reserved_scenarios_name_the_missing_service(
-    name: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert simulate([name]) == 2
-    err = capsys.readouterr().err
-    assert name in err and "decisioning.reports" in err and "does not exist yet" in err
-
-
 def test_the_command_prints_the_table_and_writes_json_and_png(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,0 +1,434 @@
+"""Scenarios that read the engine's own experiment reports back against the simulator's truth.
+
+``holdout-uplift``: a universal bank holdout; the campaign runs with the engine's default policy
+and the report ``holdout:bank`` estimates the campaign's uplift over the holdout.
+``aa-test``: an A/A experiment (two identical cells of the default policy) read back the same way;
+every difference it finds is a false positive.
+
+Each customer visits at most once in a run (its first visit is its first exposure), so a unit's
+outcome is settled by one decision. The world draws, for every exposed customer and every offer,
+whether the customer takes the product up within the world's window (``window_days``): with
+``p1`` (eq. 2 of ``simulations.world``) for the offers the engine made, with the organic ``p0``
+for all the others and for every offer to a held-out customer. Every conversion reaches the
+engine as a customer outcome (``POST /v1/events`` with ``customer_id`` and no decision), as a
+bank's core systems would report it; the engine's attribution window is the world's, and the run
+goes on for that window after the last visit, so every conversion is counted.
+
+The truth is known per unit from the same probabilities. For a unit of the treated side
+(``campaign``, or cell ``b`` of the A/A) with offers ``S`` made,
+``truth_conversion = [1 - prod_k (1 - q_k)] - [1 - prod_k (1 - p0_k)]`` with ``q_k = p1_k`` for
+``k`` in ``S`` and ``p0_k`` otherwise (draws are independent per offer), and
+``truth_value = sum_{k in S} value_k (p1_k - p0_k)``. The true uplift of a run is the mean over
+its treated units (the effect on the treated, which random assignment makes the target of the
+difference of means); the A/A's is 0. Coverage is the share of runs whose interval contains it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from decisioning.catalog import put_experiment, put_holdout
+from decisioning.domain import Event
+from decisioning.engine import DecisionEngine
+from decisioning.learning import Learner
+from decisioning.reports import experiment_report
+from decisioning.sql.session import unit_of_work
+from experiments.design import Cell, Experiment, Holdout
+from simulations.catalog import DEFAULT_CATALOG
+from simulations.population import generate_population
+from simulations.runner import (
+    DAY,
+    EVENT_OFFSETS,
+    REWARD,
+    START,
+    InProcessClient,
+    ProgressCallback,
+    draw_visits,
+    open_engine,
+)
+from simulations.scenarios import SimulationSpec
+from simulations.world import DEFAULT_RESPONSE, Responses, World
+
+AA_EXPERIMENT = "aa"
+WINDOW_DAYS = DEFAULT_RESPONSE.window_days
+"""The world's conversion window (``ResponseSpec.window_days``), the engine's attribution window."""
+METRICS = ("conversion", "value")
+
+
+@dataclass(slots=True)
+class MetricReading:
+    """One metric of one run: the engine's estimate and intervals, and the truth."""
+
+    estimate: float | None
+    ci: tuple[float, float] | None
+    sequential_ci: tuple[float, float] | None
+    p_value: float | None
+    sequential_p_value: float | None
+    truth: float
+
+    def covers(self, interval: tuple[float, float] | None) -> bool:
+        return interval is not None and interval[0] <= self.truth <= interval[1]
+
+
+@dataclass(slots=True)
+class StudyRun:
+    """One seeded run: per metric the final reading, units per side, the daily lift series."""
+
+    seed: int
+    experiment_id: str
+    units: dict[str, int]
+    readings: dict[str, MetricReading]
+    srm_p_value: float | None
+    daily: list[tuple[int, float | None, tuple[float, float] | None]] = field(default_factory=list)
+    """(day, lift, anytime-valid interval) of the conversion metric after each day."""
+
+
+def unit_truth(
+    p_made: np.ndarray, p_organic: np.ndarray, values: np.ndarray
+) -> tuple[float, float]:
+    """A treated unit's true uplift in P(any conversion) and in expected value, from the
+    probability of each offer's conversion with the offers it got and with none, shape (K,)."""
+    conversion = np.prod(1.0 - p_organic) - np.prod(1.0 - p_made)
+    return float(conversion), float(values @ (p_made - p_organic))
+
+
+def _arm_setup(spec: SimulationSpec, expected_units: int) -> tuple[str, str | None, Any]:
+    """(report id, the treated side or None for an A/A, a function that configures the engine)
+    for the scenario."""
+    scenario = spec.scenario
+    if scenario.study == "holdout":
+        holdout = Holdout(share=scenario.holdout_share)
+
+        def with_holdout(connection: Any) -> None:
+            put_holdout(connection, holdout, START)
+
+        return "holdout:bank", "campaign", with_holdout
+    experiment = Experiment(
+        AA_EXPERIMENT,
+        "A/A: two identical cells",
+        "aa",
+        (Cell("a", 0.5), Cell("b", 0.5)),
+        "conversion",
+        guardrail_metrics=("value",),
+        planned_units_per_cell=max(1, expected_units // 2),
+        status="running",
+    )
+
+    def with_experiment(connection: Any) -> None:
+        put_experiment(connection, experiment, START)
+
+    return AA_EXPERIMENT, None, with_experiment
+
+
+def run_study(spec: SimulationSpec, progress: ProgressCallback | None = None) -> StudyRun:
+    """One run of ``spec`` (an ``aa-test`` or ``holdout-uplift`` scenario); see the module doc."""
+    expected = min(spec.customers, spec.visits_per_day * spec.days)
+    report_id, treated, configure = _arm_setup(spec, expected)
+    with tempfile.TemporaryDirectory() as folder:
+        engine = open_engine(
+            spec,
+            spec.policies[0],
+            f"sqlite:///{Path(folder) / 'study.db'}",
+            attribution_window=WINDOW_DAYS * DAY,
+        )
+        with unit_of_work(engine.db) as connection:
+            configure(connection)
+        engine.catalog.invalidate()
+        try:
+            return _Study(spec, engine, treated).run(report_id, progress)
+        finally:
+            engine.db.dispose()
+
+
+class _Study:
+    """The state of one run: who has visited, the units per side, the truth per treated unit,
+    and the conversions waiting for their day."""
+
+    def __init__(self, spec: SimulationSpec, engine: DecisionEngine, treated: str | None) -> None:
+        self.spec = spec
+        self.engine = engine
+        self.treated = treated
+        self.population = generate_population(spec.customers, seed=spec.seed)
+        self.world = World(self.population, DEFAULT_CATALOG, seed=spec.seed)
+        self.client = InProcessClient(engine)
+        self.offers = [o.offer_id for o in DEFAULT_CATALOG.offers]
+        self.values = np.array([o.value for o in DEFAULT_CATALOG.offers])
+        self.home = [o.channels[0] for o in DEFAULT_CATALOG.offers]  # p0 ignores the channel
+        self.seen: set[int] = set()
+        self.units: dict[str, int] = defaultdict(int)
+        self.truth: dict[str, list[float]] = {m: [] for m in METRICS}
+        self.pending: dict[int, list[Event]] = defaultdict(list)
+
+    def run(self, report_id: str, progress: ProgressCallback | None) -> StudyRun:
+        learner = Learner(self.engine, self.engine.settings.default_policy, default_reward=REWARD)
+        daily: list[tuple[int, float | None, tuple[float, float] | None]] = []
+        report: dict[str, Any] = {}
+        for day in range(self.spec.days + WINDOW_DAYS):
+            events = self.visit_day(day) if day < self.spec.days else []
+            day_end = START + (day + 1) * DAY - timedelta(microseconds=1)
+            events += self.pending.pop(day, [])
+            if events:
+                self.client.send_events(events, day_end)
+            if day < self.spec.days:
+                learner.run_once(now=day_end)
+                self.engine.policies.invalidate()
+            with self.engine.db.connect() as connection:
+                report = experiment_report(connection, report_id)
+            comparison = _comparison(report, "conversion")
+            daily.append((day, comparison.get("lift"), _pair(comparison.get("sequential_ci"))))
+            if progress is not None:
+                progress(1)
+        readings = {}
+        for metric in METRICS:
+            c = _comparison(report, metric)
+            truth = self.truth[metric]
+            readings[metric] = MetricReading(
+                estimate=c.get("lift"),
+                ci=_pair(c.get("ci")),
+                sequential_ci=_pair(c.get("sequential_ci")),
+                p_value=c.get("p_value"),
+                sequential_p_value=c.get("sequential_p_value"),
+                truth=float(np.mean(truth)) if truth else 0.0,
+            )
+        return StudyRun(
+            seed=self.spec.seed,
+            experiment_id=report_id,
+            units=dict(self.units),
+            readings=readings,
+            srm_p_value=report["sample_ratio"]["p_value"],
+            daily=daily,
+        )
+
+    def visit_day(self, day: int) -> list[Event]:
+        """Decide each first-time visitor of ``day``, draw every (visitor, offer) outcome, keep
+        the truth of the treated visitors; returns the day's response events."""
+        visits = draw_visits(self.spec, self.population, day)
+        made: dict[str, list[tuple[int, str, str]]] = defaultdict(list)  # channel -> offers made
+        exposed: list[tuple[int, str]] = []  # (customer, side)
+        at_of: dict[int, datetime] = {}
+        for customer, channel, at in zip(
+            visits.customers, visits.channels, visits.times, strict=True
+        ):
+            i = int(customer)
+            if i in self.seen:
+                continue
+            self.seen.add(i)
+            answer = self.client.decide(
+                self.population.customer_key(i), channel, self.population.attributes(i), at
+            )
+            side = answer.cell or "none"
+            self.units[side] += 1
+            exposed.append((i, side))
+            at_of[i] = at
+            made[channel] += [(i, offer_id, answer.decision_id) for offer_id in answer.chosen]
+        row_of = {i: r for r, (i, _) in enumerate(exposed)}
+        k_of = {o: k for k, o in enumerate(self.offers)}
+        p_made = np.zeros((len(exposed), len(self.offers)))
+        p_organic = np.zeros((len(exposed), len(self.offers)))
+        events: list[Event] = []
+        for channel, pairs in made.items():  # the offers made: p1, and the response events
+            customers = np.array([i for i, _, _ in pairs], dtype=np.int64)
+            responses = self.world.respond(customers, [o for _, o, _ in pairs], channel, day)
+            for j, (i, offer_id, decision_id) in enumerate(pairs):
+                p_made[row_of[i], k_of[offer_id]] = responses.p_contacted[j]
+                p_organic[row_of[i], k_of[offer_id]] = responses.p_not_contacted[j]
+                for kind in ("impression", "click", "accept", "refuse"):
+                    if getattr(responses, kind)[j]:
+                        occurred = at_of[i] + timedelta(seconds=EVENT_OFFSETS[kind])
+                        events.append(Event(f"{decision_id}-{kind}", decision_id, offer_id,
+                                            kind, occurred))  # fmt: skip
+                if responses.converted[j]:
+                    self._queue_conversion(i, offer_id, at_of[i], day, responses, j)
+        made_pairs = {(i, o) for pairs in made.values() for i, o, _ in pairs}
+        organic: dict[str, list[tuple[int, int]]] = defaultdict(list)  # channel -> (who, offer)
+        for i, _ in exposed:
+            for k, offer_id in enumerate(self.offers):
+                if (i, offer_id) not in made_pairs:
+                    organic[self.home[k]].append((i, k))
+        for channel, cells in organic.items():  # everything else: organic take-up only
+            customers = np.array([i for i, _ in cells], dtype=np.int64)
+            offer_ids = [self.offers[k] for _, k in cells]
+            responses = self.world.respond(customers, offer_ids, channel, day, contacted=False)
+            for j, (i, k) in enumerate(cells):
+                p_made[row_of[i], k] = p_organic[row_of[i], k] = responses.p_not_contacted[j]
+                if responses.converted[j]:
+                    self._queue_conversion(i, self.offers[k], at_of[i], day, responses, j)
+        for r, (_, side) in enumerate(exposed):
+            if side == self.treated:
+                conversion, value = unit_truth(p_made[r], p_organic[r], self.values)
+                self.truth["conversion"].append(conversion)
+                self.truth["value"].append(value)
+        return events
+
+    def _queue_conversion(
+        self, i: int, offer_id: str, at: datetime, day: int, responses: Responses, j: int
+    ) -> None:
+        """A conversion, as the bank's systems report it: a customer outcome on its day."""
+        delay = int(responses.delay_days[j])
+        customer = self.population.customer_key(i)
+        self.pending[day + delay].append(
+            Event(
+                f"{customer}-{offer_id}-convert",
+                None,
+                None,
+                "convert",
+                at + delay * DAY + timedelta(minutes=5),
+                float(responses.value[j]),
+                customer_id=customer,
+                product=offer_id,
+            )
+        )
+
+
+def _comparison(report: dict[str, Any], metric: str) -> dict[str, Any]:
+    comparisons = report["metrics"][metric]["comparisons"]
+    return dict(comparisons[0]) if comparisons else {}
+
+
+def _pair(values: Any) -> tuple[float, float] | None:
+    return None if values is None else (float(values[0]), float(values[1]))
+
+
+# --- many runs --------------------------------------------------------------------------------
+
+
+def _run_seed(spec: SimulationSpec, seed: int) -> StudyRun:
+    from dataclasses import replace
+
+    return run_study(replace(spec, seed=seed))
+
+
+def run_studies(
+    spec: SimulationSpec, runs: int, workers: int = 1, progress: ProgressCallback | None = None
+) -> list[StudyRun]:
+    """``runs`` runs with seeds ``spec.seed``, ``spec.seed + 1``, ...; results in seed order."""
+    seeds = [spec.seed + r for r in range(runs)]
+    if workers <= 1 or runs == 1:
+        results = []
+        for seed in seeds:
+            results.append(_run_seed(spec, seed))
+            if progress is not None:
+                progress(1)
+        return results
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_run_seed, spec, seed) for seed in seeds]
+        results = []
+        for future in futures:
+            results.append(future.result())
+            if progress is not None:
+                progress(1)
+        return results
+
+
+def summarise(runs: list[StudyRun], alpha: float = 0.05) -> dict[str, dict[str, float]]:
+    """Per metric over the runs: coverage of both intervals, rejection rates, mean estimate,
+    mean truth, mean interval widths; plus the SRM alarm rate."""
+    summary: dict[str, dict[str, float]] = {}
+    for metric in METRICS:
+        readings = [run.readings[metric] for run in runs]
+        valid = [r for r in readings if r.ci is not None and r.sequential_ci is not None]
+        n = max(len(valid), 1)
+        summary[metric] = {
+            "runs": float(len(valid)),
+            "coverage_fixed": sum(r.covers(r.ci) for r in valid) / n,
+            "coverage_anytime": sum(r.covers(r.sequential_ci) for r in valid) / n,
+            "reject_fixed": sum((r.p_value or 1.0) < alpha for r in valid) / n,
+            "reject_anytime": sum((r.sequential_p_value or 1.0) < alpha for r in valid) / n,
+            "mean_estimate": float(np.mean([r.estimate for r in valid])) if valid else 0.0,
+            "mean_truth": float(np.mean([r.truth for r in valid])) if valid else 0.0,
+            "mean_width_fixed": float(np.mean([r.ci[1] - r.ci[0] for r in valid if r.ci]))
+            if valid
+            else 0.0,
+            "mean_width_anytime": float(
+                np.mean([r.sequential_ci[1] - r.sequential_ci[0] for r in valid if r.sequential_ci])
+            )
+            if valid
+            else 0.0,
+        }
+    alarms = [run.srm_p_value for run in runs if run.srm_p_value is not None]
+    summary["srm"] = {"alarm_rate": sum(p < 0.001 for p in alarms) / max(len(alarms), 1)}
+    return summary
+
+
+def format_study(spec: SimulationSpec, runs: list[StudyRun]) -> str:
+    """The first run's readings, then (for several runs) the summary over all of them."""
+    first = runs[0]
+    lines = [
+        f"{spec.scenario.name}: {spec.customers:,} customers, {spec.days} days of visits "
+        f"(+{WINDOW_DAYS} for conversions), policy {spec.policies[0]}, seed {first.seed}; "
+        f"report {first.experiment_id}; units "
+        + ", ".join(f"{side} {n:,}" for side, n in sorted(first.units.items())),
+        f"{'metric':<11} {'estimate':>10} {'95% CI (fixed)':>24} {'anytime-valid CI':>24} "
+        f"{'truth':>10} {'covered':>8}",
+    ]
+    for metric, r in first.readings.items():
+        lines.append(
+            f"{metric:<11} {_num(r.estimate):>10} {_interval(r.ci):>24} "
+            f"{_interval(r.sequential_ci):>24} {r.truth:>10.4g} "
+            f"{'yes' if r.covers(r.sequential_ci) else 'no':>8}"
+        )
+    if len(runs) > 1:
+        summary = summarise(runs)
+        lines += [
+            "",
+            f"over {len(runs)} seeded runs (seeds {runs[0].seed}..{runs[-1].seed}):",
+            f"{'metric':<11} {'covered (fixed)':>15} {'covered (anytime)':>17} "
+            f"{'p<.05 fixed':>11} {'p<.05 anytime':>13} {'mean est.':>10} {'mean truth':>10}",
+        ]
+        for metric in METRICS:
+            s = summary[metric]
+            lines.append(
+                f"{metric:<11} {s['coverage_fixed']:>15.1%} {s['coverage_anytime']:>17.1%} "
+                f"{s['reject_fixed']:>11.1%} {s['reject_anytime']:>13.1%} "
+                f"{s['mean_estimate']:>10.4g} {s['mean_truth']:>10.4g}"
+            )
+        lines.append(f"SRM alarms (p < 0.001): {summary['srm']['alarm_rate']:.1%}")
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _interval(bounds: tuple[float, float] | None) -> str:
+    return "-" if bounds is None else f"[{bounds[0]:.4g}, {bounds[1]:.4g}]"
+
+
+def plot_study(run: StudyRun, path: str | Path) -> Path:
+    """Lift of conversion with its anytime-valid band after each day, and the true uplift."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    days = [d for d, lift, band in run.daily if lift is not None and band is not None]
+    lifts = [lift for _, lift, band in run.daily if lift is not None and band is not None]
+    lows = [band[0] for _, lift, band in run.daily if lift is not None and band is not None]
+    highs = [band[1] for _, lift, band in run.daily if lift is not None and band is not None]
+    figure, axes = plt.subplots(figsize=(9, 5))
+    scale = 100.0  # percentage points
+    axes.fill_between(
+        days, [v * scale for v in lows], [v * scale for v in highs], alpha=0.3,
+        label="anytime-valid 95% interval",
+    )  # fmt: skip
+    axes.plot(days, [v * scale for v in lifts], label="engine's estimate")
+    axes.axhline(run.readings["conversion"].truth * scale, color="black", linestyle="--",
+                 label="true uplift (simulator)")  # fmt: skip
+    axes.axhline(0.0, color="grey", linewidth=0.8)
+    axes.set_xlabel("simulated day")
+    axes.set_ylabel("uplift in conversion rate (percentage points)")
+    axes.set_title(f"{run.experiment_id}: conversion uplift over time (seed {run.seed})")
+    axes.legend()
+    figure.tight_layout()
+    out = Path(path)
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out

@@ -1,0 +1,117 @@
+"""aa-test and holdout-uplift: the engine's reports read back against the simulator's truth."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulations.cli import main
+from simulations.experiment_studies import run_studies, run_study, summarise, unit_truth
+from simulations.scenarios import build_spec
+
+
+def _spec(name: str, seed: int = 3, customers: int = 1500, days: int = 3) -> object:
+    return build_spec(
+        name,
+        customers=customers,
+        days=days,
+        seed=seed,
+        policies=None,
+        default_policy="beta-bernoulli",
+    )
+
+
+def simulate(argv: list[str]) -> int:
+    return main(["simulate", *argv, "--no-progress"])
+
+
+def test_unit_truth_matches_enumerating_every_outcome() -> None:
+    rng = np.random.default_rng(0)
+    p_organic = rng.uniform(0, 0.2, 4)
+    p_made = p_organic.copy()
+    p_made[[1, 3]] += [0.1, -0.05]  # two offers made: one persuades, one a sleeping dog
+    values = rng.uniform(10, 500, 4)
+
+    def any_conversion(p: np.ndarray) -> float:
+        total = 0.0
+        for outcome in itertools.product((0, 1), repeat=4):
+            chance = np.prod([q if o else 1 - q for q, o in zip(p, outcome, strict=True)])
+            total += chance * any(outcome)
+        return float(total)
+
+    conversion, value = unit_truth(p_made, p_organic, values)
+    assert conversion == pytest.approx(any_conversion(p_made) - any_conversion(p_organic))
+    assert value == pytest.approx(float(values @ (p_made - p_organic)))
+
+
+def test_holdout_run_is_seeded_and_reads_the_engines_report() -> None:
+    spec = _spec("holdout-uplift")
+    first, again = run_study(spec), run_study(spec)
+    assert first.readings == again.readings and first.units == again.units
+    other = run_study(_spec("holdout-uplift", seed=4))
+    assert other.readings != first.readings
+    assert set(first.units) == {"holdout", "campaign"}
+    total = sum(first.units.values())
+    assert abs(first.units["holdout"] - total / 2) < 4 * (total / 4) ** 0.5  # share 0.5
+    conversion = first.readings["conversion"]
+    assert conversion.estimate is not None and conversion.ci is not None
+    assert conversion.sequential_ci is not None
+    # The anytime-valid interval holds the fixed one (it pays for looking every day).
+    assert conversion.sequential_ci[0] <= conversion.ci[0] <= conversion.ci[1]
+    assert conversion.ci[1] <= conversion.sequential_ci[1]
+    assert len(first.daily) == 3 + 30
+
+
+def test_aa_run_has_no_true_difference() -> None:
+    run = run_study(_spec("aa-test"))
+    assert set(run.units) == {"a", "b"}
+    assert all(reading.truth == 0.0 for reading in run.readings.values())
+
+
+def test_the_command_prints_the_table_and_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    png = tmp_path / "lift.png"
+    argv = ["holdout-uplift", "--customers", "1000", "--days", "2", "--runs", "2", "--workers", "1"]
+    assert simulate([*argv, "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "report holdout:bank" in out and "over 2 seeded runs" in out
+    assert png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["holdout-uplift", "--runs", "0"], "--runs"),
+        (["policy-quality", "--runs", "2"], "--runs"),
+        (["aa-test", "--http"], "--http"),
+    ],
+)
+def test_bad_study_options_name_the_option(
+    argv: list[str], option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert simulate(argv) == 2
+    assert f"error: {option}:" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_reported_uplift_covers_the_truth_in_200_runs() -> None:
+    """The engine's anytime-valid interval (its report's default) covers the simulator's true
+    uplift of the campaign over the holdout in >= 94 % of 200 seeded runs."""
+    runs = run_studies(_spec("holdout-uplift", seed=1000, customers=6000, days=10), 200, 2)
+    summary = summarise(runs)
+    assert summary["conversion"]["runs"] == 200
+    assert summary["conversion"]["coverage_anytime"] >= 0.94
+    assert summary["value"]["coverage_anytime"] >= 0.94
+
+
+@pytest.mark.slow
+def test_an_aa_test_rejects_at_most_its_alpha_in_200_runs() -> None:
+    runs = run_studies(_spec("aa-test", seed=2000, customers=6000, days=10), 200, 2)
+    summary = summarise(runs)["conversion"]
+    # Binomial tolerance around alpha = 5 %: 200 runs, three standard errors.
+    assert summary["reject_fixed"] <= 0.05 + 3 * (0.05 * 0.95 / 200) ** 0.5
+    assert summary["reject_anytime"] <= summary["reject_fixed"]
