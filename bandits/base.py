@@ -68,6 +68,33 @@ def check_feedback(reward: float, propensity: float) -> None:
     check_scalar(propensity, "propensity", low=0.0, high=1.0, low_open=True)
 
 
+Payoff = Mapping[str, tuple[float, float]]
+"""Per action ``(scale, offset)``: the arbitration's payoff ``scale * P(accept) + offset``."""
+
+
+def payoff_arrays(payoff: Payoff | None, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(scale, offset)`` arrays in the order of ``names``; ``(1, 0)`` without a payoff."""
+    if payoff is None:
+        return np.ones(len(names)), np.zeros(len(names))
+    return (
+        np.array([payoff[a][0] for a in names], dtype=float),
+        np.array([payoff[a][1] for a in names], dtype=float),
+    )
+
+
+def with_payoff(values: Mapping[str, float], payoff: Payoff | None) -> dict[str, float]:
+    """``scale * value + offset`` per action (the values themselves without a payoff)."""
+    if payoff is None:
+        return dict(values)
+    return {a: payoff[a][0] * v + payoff[a][1] for a, v in values.items()}
+
+
+def mix_uniform(probabilities: Mapping[str, float], epsilon: float) -> dict[str, float]:
+    """``(1 - epsilon) p + epsilon / K``: every action keeps at least ``epsilon / K``."""
+    k = len(probabilities)
+    return {a: (1.0 - epsilon) * p + epsilon / k for a, p in probabilities.items()}
+
+
 def apply_floor(probabilities: Mapping[str, float], floor: float) -> dict[str, float]:
     """Mix ``probabilities`` with the uniform distribution so every action gets at least ``floor``.
 
@@ -106,8 +133,16 @@ class Policy(ABC):
         """Expected reward of each action (point estimate); no side effects."""
 
     @abstractmethod
-    def predict_proba_one(self, context: Context, actions: Actions) -> dict[str, float]:
-        """Probability of choosing each action; sums to 1, each >= ``floor``; no side effects."""
+    def predict_proba_one(
+        self, context: Context, actions: Actions, payoff: Payoff | None = None
+    ) -> dict[str, float]:
+        """Probability of choosing each action; sums to 1, each >= ``floor``; no side effects.
+
+        ``payoff`` maps each action to ``(scale, offset)``: the policy then explores over
+        ``scale * P(accept) + offset`` instead of P(accept) (the engine passes value x weight x
+        incrementality and minus the cost, so Thompson draws and confidence bounds are judged in
+        money); None is ``(1, 0)`` for every action.
+        """
 
     @abstractmethod
     def learn_one(

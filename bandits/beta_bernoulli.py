@@ -7,7 +7,16 @@ is configured.
 
 from __future__ import annotations
 
-from bandits.base import Actions, Context, Policy, check_feedback, check_scalar, register
+from bandits.base import (
+    Actions,
+    Context,
+    Payoff,
+    Policy,
+    check_feedback,
+    check_scalar,
+    register,
+    with_payoff,
+)
 
 
 @register
@@ -47,8 +56,10 @@ class BetaBernoulliPolicy(Policy):
             for action in actions
         }
 
-    def predict_proba_one(self, context: Context, actions: Actions) -> dict[str, float]:
-        scores = self.score_one(context, actions)
+    def predict_proba_one(
+        self, context: Context, actions: Actions, payoff: Payoff | None = None
+    ) -> dict[str, float]:
+        scores = with_payoff(self.score_one(context, actions), payoff)
         if not scores:
             return {}
         best = max(scores, key=scores.__getitem__)

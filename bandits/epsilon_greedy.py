@@ -7,7 +7,7 @@ Sutton & Barto (2018), "Reinforcement Learning: An Introduction", Section 2.2 (e
 
 from __future__ import annotations
 
-from bandits.base import Actions, Context, check_scalar, register
+from bandits.base import Actions, Context, Payoff, check_scalar, register, with_payoff
 from bandits.linucb import DisjointLinearPolicy
 
 
@@ -37,8 +37,10 @@ class EpsilonGreedyPolicy(DisjointLinearPolicy):
         super().__init__(seed=seed, floor=floor, dim=dim, l2=l2)
         self.epsilon = check_scalar(epsilon, "epsilon", low=0.0, high=1.0)
 
-    def predict_proba_one(self, context: Context, actions: Actions) -> dict[str, float]:
-        scores = self.score_one(context, actions)
+    def predict_proba_one(
+        self, context: Context, actions: Actions, payoff: Payoff | None = None
+    ) -> dict[str, float]:
+        scores = with_payoff(self.score_one(context, actions), payoff)
         if not scores:
             return {}
         k = len(scores)

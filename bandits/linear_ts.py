@@ -13,7 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from bandits.base import Actions, Context, apply_floor, check_scalar, register
+from bandits.base import (
+    Actions,
+    Context,
+    Payoff,
+    apply_floor,
+    check_scalar,
+    payoff_arrays,
+    register,
+)
 from bandits.linucb import DisjointLinearPolicy
 
 
@@ -50,15 +58,19 @@ class LinearTSPolicy(DisjointLinearPolicy):
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng([self.seed or 0, self.arms.n_updates])
 
-    def predict_proba_one(self, context: Context, actions: Actions) -> dict[str, float]:
+    def predict_proba_one(
+        self, context: Context, actions: Actions, payoff: Payoff | None = None
+    ) -> dict[str, float]:
         if not actions:
             return {}
         x = self._x(context)
         names = list(actions)
         mean, var = self.arms.mean_var_many(x, names)
         sd = self.v * np.sqrt(np.maximum(var, 0.0))
+        scale, offset = payoff_arrays(payoff, names)
         # Per action the sampled score theta~.x is N(mean, v^2 x'A^-1x): sample it directly.
         z = self._rng().standard_normal((self.n_draws, len(names)))
-        wins = np.bincount(np.argmax(mean + sd * z, axis=1), minlength=len(names))
+        sampled = scale * (mean + sd * z) + offset
+        wins = np.bincount(np.argmax(sampled, axis=1), minlength=len(names))
         p = wins / self.n_draws
         return apply_floor(dict(zip(names, p.tolist(), strict=True)), self.floor)

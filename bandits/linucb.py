@@ -14,11 +14,13 @@ import numpy as np
 from bandits.base import (
     Actions,
     Context,
+    Payoff,
     Policy,
     apply_floor,
     check_feedback,
     check_scalar,
     register,
+    with_payoff,
 )
 from bandits.features import Featurizer
 
@@ -164,5 +166,10 @@ class LinUCBPolicy(DisjointLinearPolicy):
         ucb = mean + self.alpha * np.sqrt(np.maximum(var, 0.0))
         return dict(zip(names, ucb.tolist(), strict=True))
 
-    def predict_proba_one(self, context: Context, actions: Actions) -> dict[str, float]:
-        return apply_floor(softmax(self.ucb_one(context, actions), self.temperature), self.floor)
+    def predict_proba_one(
+        self, context: Context, actions: Actions, payoff: Payoff | None = None
+    ) -> dict[str, float]:
+        """Softmax over the (payoff of the) upper confidence bounds; ``temperature`` is in the
+        payoff's units."""
+        bounds = with_payoff(self.ucb_one(context, actions), payoff)
+        return apply_floor(softmax(bounds, self.temperature), self.floor)

@@ -25,10 +25,12 @@ from scipy.special import expit
 from bandits.base import (
     Actions,
     Context,
+    Payoff,
     Policy,
     apply_floor,
     check_feedback,
     check_scalar,
+    payoff_arrays,
     register,
 )
 from bandits.features import Featurizer
@@ -120,7 +122,9 @@ class LogisticTSPolicy(Policy):
         p = expit(mu / np.sqrt(1.0 + np.pi * np.maximum(s2, 0.0) / 8.0))
         return dict(zip(names, p.tolist(), strict=True))
 
-    def predict_proba_one(self, context: Context, actions: Actions) -> dict[str, float]:
+    def predict_proba_one(
+        self, context: Context, actions: Actions, payoff: Payoff | None = None
+    ) -> dict[str, float]:
         if not actions:
             return {}
         x = self.featurizer.transform_context(context)
@@ -129,7 +133,14 @@ class LogisticTSPolicy(Policy):
         sd = self.scale * np.sqrt(np.maximum(var, 0.0))
         rng = np.random.default_rng([self.seed or 0, self.n_updates])
         z = rng.standard_normal((self.n_draws, len(names)))
-        wins = np.bincount(np.argmax(mu + sd * z, axis=1), minlength=len(names))
+        logits = mu + sd * z
+        scale, offset = payoff_arrays(payoff, names)
+        sampled = scale * expit(logits) + offset
+        # The sigmoid saturates to 1.0 in floating point: among equal payoffs the larger logit
+        # wins, as it would in exact arithmetic (and without a payoff this is argmax of logits).
+        tied = sampled == sampled.max(axis=1, keepdims=True)
+        winners = np.argmax(np.where(tied, logits, -np.inf), axis=1)
+        wins = np.bincount(winners, minlength=len(names))
         return apply_floor(
             dict(zip(names, (wins / self.n_draws).tolist(), strict=True)), self.floor
         )

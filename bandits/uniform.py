@@ -8,7 +8,7 @@ article recommendation algorithms", Section 3 (uniform logging).
 
 from __future__ import annotations
 
-from bandits.base import Actions, Context, Policy, check_feedback, register
+from bandits.base import Actions, Context, Payoff, Policy, check_feedback, register
 
 
 @register
@@ -20,7 +20,10 @@ class UniformPolicy(Policy):
     def score_one(self, context: Context, actions: Actions) -> dict[str, float]:
         return dict.fromkeys(actions, 0.0)
 
-    def predict_proba_one(self, context: Context, actions: Actions) -> dict[str, float]:
+    def predict_proba_one(
+        self, context: Context, actions: Actions, payoff: Payoff | None = None
+    ) -> dict[str, float]:
+        """Uniform whatever the payoff."""
         k = len(actions)
         return dict.fromkeys(actions, 1.0 / k) if k else {}
 

@@ -21,6 +21,7 @@ import vowpal_wabbit_next as vw
 from bandits.base import (
     Actions,
     Context,
+    Payoff,
     Policy,
     PolicyError,
     apply_floor,
@@ -150,7 +151,12 @@ class VWPolicy(Policy):
         """VW's PMF (VW exposes no calibrated reward estimate under ``cb_explore_adf``)."""
         return self._pmf(context, actions)
 
-    def predict_proba_one(self, context: Context, actions: Actions) -> dict[str, float]:
+    def predict_proba_one(
+        self, context: Context, actions: Actions, payoff: Payoff | None = None
+    ) -> dict[str, float]:
+        """VW's own exploration over the costs it learnt; ``payoff`` is not applied (VW learns
+        the reward the learner gives it: give the placement a value-based reward definition
+        for money-aware choices)."""
         return apply_floor(self._pmf(context, actions), self.floor)
 
     def learn_one(

@@ -1,7 +1,8 @@
 """The decision pipeline: the composition root the API, the CLI and the simulator all call.
 
-decide(): eligibility -> contact policy -> budgets -> policy scores -> arbitration -> exploration
--> one transaction (lock customer, reserve budgets, record contacts, log the decision).
+decide(): eligibility -> contact policy -> budgets -> policy scores -> arbitration -> the
+policy's exploration on the arbitration's payoff (plus ``epsilon`` uniform) -> one transaction
+(lock customer, reserve budgets, record contacts, log the decision).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import threading
 import time as monotonic
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -18,13 +19,13 @@ import numpy as np
 from sqlalchemy import Engine
 
 from bandits import Draw, Policy, draw_slate, make_policy
+from bandits.base import mix_uniform
 from decisioning import budgets as budget_checks
 from decisioning.catalog import CatalogCache, CatalogSnapshot
 from decisioning.contact_policy import allowance
 from decisioning.domain import ChosenOffer, Decision, DecisionRequest
 from decisioning.eligibility import CustomerFacts, exclusion_reason
 from decisioning.errors import InvalidInput
-from decisioning.exploration import epsilon_greedy
 from decisioning.settings import Settings
 from decisioning.sql import repositories as repo
 from decisioning.sql.hot_path import CustomerState, HotPath, hot_transaction
@@ -109,13 +110,33 @@ class PolicyCache:
 
 @dataclass
 class _Plan:
-    """What a decision has worked out before it writes anything."""
+    """What a decision has worked out before it writes anything: the policy and what it needs
+    to give the choice probabilities of any remaining set of offers (``actions``: features,
+    ``payoff``: ``(value x weight x incrementality, -cost)`` per eligible offer)."""
 
     explanation: dict[str, str | tuple[float, float]]
     eligible: list[str]
     scores: dict[str, float]
     priorities: dict[str, float]
     slots: int
+    policy: Policy
+    context: dict[str, Any]
+    actions: dict[str, dict[str, float | str]]
+    payoff: dict[str, tuple[float, float]]
+
+    def distribution(self, epsilon: float) -> Callable[[Sequence[str]], dict[str, float]]:
+        """The policy's probabilities over the offers still to draw from, judged on the
+        arbitration's payoff, mixed with ``epsilon`` uniform exploration."""
+
+        def over(remaining: Sequence[str]) -> dict[str, float]:
+            probabilities = self.policy.predict_proba_one(
+                self.context,
+                {o: self.actions[o] for o in remaining},
+                {o: self.payoff[o] for o in remaining},
+            )
+            return mix_uniform(probabilities, epsilon)
+
+        return over
 
 
 class DecisionEngine:
@@ -315,14 +336,14 @@ class DecisionEngine:
                         break
             eligible = [o for o in eligible if o not in reasons]
 
-        scores = (
-            policy.score_one(context, {o: catalog.action_features[o] for o in eligible})
-            if eligible
-            else {}
-        )
+        actions = {o: catalog.action_features[o] for o in eligible}
+        scores = policy.score_one(context, actions) if eligible else {}
         priorities = {}
+        payoff = {}
         for offer_id in eligible:
             offer = catalog.offers[offer_id]
+            scale = offer.value * offer.weight * offer.incrementality
+            payoff[offer_id] = (scale, -offer.cost)
             priorities[offer_id] = priority(
                 scores[offer_id] * offer.incrementality, offer.value, offer.weight, offer.cost
             )
@@ -330,7 +351,10 @@ class DecisionEngine:
             o.offer_id: reasons.get(o.offer_id) or (scores[o.offer_id], priorities[o.offer_id])
             for o in offers
         }
-        return _Plan(explanation, eligible, scores, priorities, allowed.slots)
+        return _Plan(
+            explanation, eligible, scores, priorities, allowed.slots, policy, context, actions,
+            payoff,
+        )  # fmt: skip
 
     def _offer_memberships(
         self,
@@ -356,9 +380,7 @@ class DecisionEngine:
 
     def _draw(self, plan: _Plan, eligible: list[str], epsilon: float) -> list[Draw]:
         with self._rng_lock:
-            return draw_slate(
-                epsilon_greedy(plan.priorities, epsilon), eligible, plan.slots, self._rng
-            )
+            return draw_slate(plan.distribution(epsilon), eligible, plan.slots, self._rng)
 
     def _draw_and_reserve(
         self, hot: HotPath, catalog: CatalogSnapshot, plan: _Plan, now: datetime, epsilon: float

@@ -32,7 +32,7 @@ from datetime import time
 from typing import Any, Final, Literal
 
 from bandits import Actions, Context, Policy, available_policies
-from bandits.base import check_feedback
+from bandits.base import Payoff, check_feedback
 from decisioning.domain import ChannelCaps, ContactPolicy, QuietHours
 from simulations.catalog import DEFAULT_CATALOG, Catalog, OfferSpec
 from simulations.world import Drift
@@ -368,7 +368,10 @@ class SegmentRulesPolicy(Policy):
             scores[action] = (n - ranked.index(action)) / value if action in ranked else 0.0
         return scores
 
-    def predict_proba_one(self, context: Context, actions: Actions) -> dict[str, float]:
+    def predict_proba_one(
+        self, context: Context, actions: Actions, payoff: Payoff | None = None
+    ) -> dict[str, float]:
+        """The plan's first allowed offer, whatever the payoff (the plan is the marketer's)."""
         scores = self.score_one(context, actions)
         if not scores:
             return {}

@@ -127,3 +127,38 @@ def test_unknown_policy_name() -> None:
 def test_out_of_range_parameter_named(name: str, param: str, value: float) -> None:
     with pytest.raises(PolicyError, match=param):
         make_policy(name, **{param: value})
+
+
+# Policies that judge their exploration on the arbitration's payoff (VW explores over the costs
+# it learnt, uniform over nothing: both ignore it by design).
+PAYOFF_AWARE = [n for n in available_policies() if n not in ("vw", "uniform")]
+
+
+@pytest.mark.parametrize("name", available_policies())
+def test_identity_payoff_changes_nothing_and_any_payoff_is_a_distribution(name: str) -> None:
+    policy = make_policy(name, seed=2, floor=0.02)
+    _train(policy, 60, 6)
+    identity = dict.fromkeys(ACTIONS, (1.0, 0.0))
+    plain = policy.predict_proba_one(CONTEXT, ACTIONS)
+    assert policy.predict_proba_one(CONTEXT, ACTIONS, identity) == pytest.approx(plain)
+    money = {a: (100.0 * (i + 1), -5.0 * i) for i, a in enumerate(ACTIONS)}
+    p = policy.predict_proba_one(CONTEXT, ACTIONS, money)
+    assert math.isclose(sum(p.values()), 1.0, abs_tol=1e-9)
+    assert min(p.values()) >= 0.02 - 1e-12
+
+
+@pytest.mark.parametrize("name", PAYOFF_AWARE)
+def test_a_payoff_moves_probability_to_the_action_worth_most(name: str) -> None:
+    """Same beliefs, one action whose payoff beats any other's whatever P(accept) (an offset of
+    +50 where P(accept) <= 1 earns at most 1) and one that always loses: the choice follows
+    the money."""
+    policy = make_policy(name, seed=4, floor=0.01)
+    _train(policy, 60, 7)
+    plain = policy.predict_proba_one(CONTEXT, ACTIONS)
+    least, favourite = min(plain, key=plain.__getitem__), max(plain, key=plain.__getitem__)
+    payoff = dict.fromkeys(ACTIONS, (1.0, 0.0))
+    payoff[least] = (1.0, 50.0)
+    payoff[favourite] = (1.0, -50.0)
+    weighted = policy.predict_proba_one(CONTEXT, ACTIONS, payoff)
+    assert weighted[least] > 0.5 > plain[least]
+    assert weighted[favourite] == pytest.approx(min(weighted.values()))

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bandits import make_policy
+from bandits.base import mix_uniform
 from decisioning.domain import ChannelCaps, ContactPolicy, DecisionRequest, Event, QuietHours
 from decisioning.engine import DecisionEngine
 from decisioning.errors import InvalidInput
@@ -125,10 +127,21 @@ def test_top_n_offers_are_distinct_with_conditional_propensities(db_engine: Deci
     decision = decide(db_engine, limit=3)
     assert [o.rank for o in decision.offers] == [1, 2, 3]
     assert len({o.offer_id for o in decision.offers}) == 3
-    epsilon = db_engine.settings.epsilon
-    for shown, remaining in zip(decision.offers, (5, 4, 3), strict=True):
-        greedy = 1 - epsilon + epsilon / remaining
-        assert shown.propensity in (pytest.approx(greedy), pytest.approx(epsilon / remaining))
+    # Each rank's propensity is the policy's probability over the offers not drawn yet, judged
+    # on the payoff value x weight - cost, mixed with the engine's epsilon.
+    catalog = db_engine.catalog.current()
+    policy = make_policy(db_engine.settings.default_policy, seed=0)
+    remaining = [f"o{i}" for i in range(5)]
+    for shown in decision.offers:
+        probabilities = policy.predict_proba_one(
+            {},
+            {o: catalog.action_features[o] for o in remaining},
+            {o: (catalog.offers[o].value, -catalog.offers[o].cost) for o in remaining},
+        )
+        expected = mix_uniform(probabilities, db_engine.settings.epsilon)
+        assert shown.propensity == pytest.approx(expected[shown.offer_id])
+        remaining.remove(shown.offer_id)
+    assert decision.offers[0].offer_id == "o4"  # the untrained policy prefers the dearest offer
 
 
 def test_logged_propensity_is_the_drawing_frequency(sqlite_url: str) -> None:
