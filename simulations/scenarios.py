@@ -32,7 +32,7 @@ from datetime import time
 from typing import Any, Final, Literal
 
 from bandits import Actions, Context, Policy, available_policies
-from bandits.base import Payoff, check_feedback
+from bandits.base import Payoff, check_feedback, with_payoff
 from decisioning.domain import ChannelCaps, ContactPolicy, QuietHours
 from simulations.catalog import DEFAULT_CATALOG, Catalog, OfferSpec
 from simulations.world import Drift
@@ -371,8 +371,9 @@ class SegmentRulesPolicy(Policy):
     def predict_proba_one(
         self, context: Context, actions: Actions, payoff: Payoff | None = None
     ) -> dict[str, float]:
-        """The plan's first allowed offer, whatever the payoff (the plan is the marketer's)."""
-        scores = self.score_one(context, actions)
+        """The plan's first allowed offer: with the engine's payoff ``value x weight - cost``
+        the scores ``(n - j) / value`` rank the plan in its order (see the class)."""
+        scores = with_payoff(self.score_one(context, actions), payoff)
         if not scores:
             return {}
         best = max(scores, key=scores.__getitem__)
