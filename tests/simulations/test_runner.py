@@ -174,7 +174,9 @@ def test_segment_rules_rank_the_segment_offers_ahead_of_everything_else() -> Non
     assert priority["pension_account"] > priority["consumer_loan"] == 0.0
     churn = policy.score_one({"segment": "affluent", "lifecycle": "churn_risk"}, actions)
     assert churn["wealth_fund_r3"] == 0.0  # churn risk overrides the tier's plan
-    # With the engine's payoff (value, -cost) the choice is the plan's first offer, for sure.
+    # With the engine's payoff (value, -cost) the choice is the plan's first offer, for sure,
+    # even where the scores alone (divided by value) would rank a cheaper offer first.
+    actions["wealth_fund_r3"] = {"value": 6000.0}
     payoff = {o: (float(f["value"]), -1.0) for o, f in actions.items()}
     chosen = policy.predict_proba_one({"segment": "affluent"}, actions, payoff)
     assert chosen[SEGMENT_PLAN["affluent"][0]] == 1.0
