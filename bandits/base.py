@@ -95,6 +95,31 @@ def mix_uniform(probabilities: Mapping[str, float], epsilon: float) -> dict[str,
     return {a: (1.0 - epsilon) * p + epsilon / k for a, p in probabilities.items()}
 
 
+class PosteriorDraws:
+    """The standard normal draws of a Thompson sampler's choice probabilities, shape
+    ``(n_draws, k)``, from a generator seeded by ``(seed, n_updates)``: the same draws until the
+    policy learns again, so they are made once per snapshot and candidate count, not per call.
+    A cache, not state: it is not pickled."""
+
+    def __init__(self) -> None:
+        self._entry: tuple[tuple[int, int, int, int], np.ndarray] | None = None
+
+    def draws(self, seed: int | None, n_updates: int, n_draws: int, k: int) -> np.ndarray:
+        key = (seed or 0, n_updates, n_draws, k)
+        entry = self._entry  # read once, replaced whole: safe to share between threads
+        if entry is None or entry[0] != key:
+            z = np.random.default_rng([seed or 0, n_updates]).standard_normal((n_draws, k))
+            entry = (key, z)
+            self._entry = entry
+        return entry[1]
+
+    def __getstate__(self) -> dict[str, object]:
+        return {}
+
+    def __setstate__(self, _state: dict[str, object]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
 def apply_floor(probabilities: Mapping[str, float], floor: float) -> dict[str, float]:
     """Mix ``probabilities`` with the uniform distribution so every action gets at least ``floor``.
 

@@ -64,17 +64,31 @@ class RidgeArms:
             return 0.0, float(x @ x) / self.l2
         return float(self.theta[i] @ x), float(x @ self.a_inv[i] @ x)
 
+    def _rows(self, actions: list[str]) -> np.ndarray:
+        """Each action's arm index, -1 for an action never learnt about (its prior applies)."""
+        return np.fromiter(
+            (self.index.get(a, -1) for a in actions), dtype=np.intp, count=len(actions)
+        )
+
+    def means(self, x: np.ndarray, actions: list[str]) -> np.ndarray:
+        """Posterior means ``theta.x`` of ``actions`` (0 for an unseen action), shape ``(K,)``."""
+        rows = self._rows(actions)
+        if not len(self.index):
+            return np.zeros(len(actions))
+        return np.where(rows >= 0, (self.theta @ x)[rows], 0.0)
+
     def mean_var_many(self, x: np.ndarray, actions: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Vectorised ``mean_var`` over ``actions``: two arrays of shape ``(len(actions),)``."""
-        idx = [self.index.get(a, -1) for a in actions]
-        known = np.array([i >= 0 for i in idx])
-        rows = np.array([max(i, 0) for i in idx], dtype=np.intp)
+        rows = self._rows(actions)
+        known = rows >= 0
+        if len(self.index) and known.all():  # the usual case; all arms at once, then pick
+            return (self.theta @ x)[rows], ((self.a_inv @ x) @ x)[rows]
         mean = np.zeros(len(actions))
         var = np.full(len(actions), float(x @ x) / self.l2)
-        if len(self.index) and known.any():
-            # All arms at once (no (K, d, d) fancy-index copy), then pick the candidates.
-            mean = np.where(known, (self.theta @ x)[rows], 0.0)
-            var = np.where(known, ((self.a_inv @ x) @ x)[rows], var)
+        if known.any():
+            picked = rows[known]
+            mean[known] = self.theta[picked] @ x
+            var[known] = (self.a_inv[picked] @ x) @ x
         return mean, var
 
     def update(self, x: np.ndarray, action: str, target: float) -> None:
@@ -109,8 +123,7 @@ class DisjointLinearPolicy(Policy):
 
     def score_one(self, context: Context, actions: Actions) -> dict[str, float]:
         names = list(actions)
-        mean, _ = self.arms.mean_var_many(self._x(context), names)
-        return dict(zip(names, mean.tolist(), strict=True))
+        return dict(zip(names, self.arms.means(self._x(context), names).tolist(), strict=True))
 
     def learn_one(
         self, context: Context, actions: Actions, chosen: str, reward: float, propensity: float

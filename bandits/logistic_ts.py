@@ -27,6 +27,7 @@ from bandits.base import (
     Context,
     Payoff,
     Policy,
+    PosteriorDraws,
     apply_floor,
     check_feedback,
     check_scalar,
@@ -34,6 +35,9 @@ from bandits.base import (
     register,
 )
 from bandits.features import Featurizer
+
+SATURATED_LOGIT = 30.0
+"""Beyond this |logit| ``expit`` is within 1e-13 of 0 or 1: payoffs may tie in float."""
 
 
 @register
@@ -80,6 +84,7 @@ class LogisticTSPolicy(Policy):
         self.cov = np.zeros((0, self.dim, self.dim))
         self.mean = np.zeros((0, self.dim))
         self.n_updates = 0
+        self._normals = PosteriorDraws()
 
     def _prior_mean(self) -> np.ndarray:
         m = np.zeros(self.dim)
@@ -103,14 +108,16 @@ class LogisticTSPolicy(Policy):
         return float(self.mean[i] @ x), float(x @ self.cov[i] @ x)
 
     def _stats_many(self, x: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        idx = [self.index.get(a, -1) for a in names]
-        known = np.array([i >= 0 for i in idx])
+        idx = np.fromiter((self.index.get(a, -1) for a in names), dtype=np.intp, count=len(names))
+        known = idx >= 0
+        if known.all():  # the usual case: every candidate has been learnt about
+            return (self.mean @ x)[idx], ((self.cov @ x) @ x)[idx]
         mu = np.full(len(names), self.prior_bias)
         var = np.full(len(names), float(x @ x) / self.prior_precision)
-        if self.index and known.any():
-            rows = np.array([max(i, 0) for i in idx], dtype=np.intp)
-            mu = np.where(known, (self.mean @ x)[rows], mu)
-            var = np.where(known, ((self.cov @ x) @ x)[rows], var)
+        if known.any():
+            rows = idx[known]
+            mu[known] = self.mean[rows] @ x
+            var[known] = (self.cov[rows] @ x) @ x
         return mu, var
 
     def score_one(self, context: Context, actions: Actions) -> dict[str, float]:
@@ -131,15 +138,18 @@ class LogisticTSPolicy(Policy):
         names = list(actions)
         mu, var = self._stats_many(x, names)
         sd = self.scale * np.sqrt(np.maximum(var, 0.0))
-        rng = np.random.default_rng([self.seed or 0, self.n_updates])
-        z = rng.standard_normal((self.n_draws, len(names)))
-        logits = mu + sd * z
-        scale, offset = payoff_arrays(payoff, names)
-        sampled = scale * expit(logits) + offset
-        # The sigmoid saturates to 1.0 in floating point: among equal payoffs the larger logit
-        # wins, as it would in exact arithmetic (and without a payoff this is argmax of logits).
-        tied = sampled == sampled.max(axis=1, keepdims=True)
-        winners = np.argmax(np.where(tied, logits, -np.inf), axis=1)
+        logits = mu + sd * self._normals.draws(self.seed, self.n_updates, self.n_draws, len(names))
+        if payoff is None:  # the sigmoid is monotone: the largest logit wins
+            winners = np.argmax(logits, axis=1)
+        else:
+            scale, offset = payoff_arrays(payoff, names)
+            sampled = scale * expit(logits) + offset
+            winners = np.argmax(sampled, axis=1)
+            if np.abs(logits).max() > SATURATED_LOGIT:
+                # expit rounds to exactly 0 or 1 out there: among equal payoffs the larger
+                # logit wins, as it would in exact arithmetic.
+                tied = sampled == sampled.max(axis=1, keepdims=True)
+                winners = np.argmax(np.where(tied, logits, -np.inf), axis=1)
         wins = np.bincount(winners, minlength=len(names))
         return apply_floor(
             dict(zip(names, (wins / self.n_draws).tolist(), strict=True)), self.floor
