@@ -113,11 +113,8 @@ class PosteriorDraws:
             self._entry = entry
         return entry[1]
 
-    def __getstate__(self) -> dict[str, object]:
-        return {}
-
-    def __setstate__(self, _state: dict[str, object]) -> None:
-        self.__init__()  # type: ignore[misc]
+    def __reduce__(self) -> tuple[type[PosteriorDraws], tuple[()]]:
+        return (PosteriorDraws, ())  # pickled empty
 
 
 def apply_floor(probabilities: Mapping[str, float], floor: float) -> dict[str, float]:

@@ -162,3 +162,17 @@ def test_a_payoff_moves_probability_to_the_action_worth_most(name: str) -> None:
     weighted = policy.predict_proba_one(CONTEXT, ACTIONS, payoff)
     assert weighted[least] > 0.5 > plain[least]
     assert weighted[favourite] == pytest.approx(min(weighted.values()))
+
+
+@pytest.mark.parametrize("name", ["linear-ts", "logistic-ts"])
+def test_thompson_draws_are_a_cache_not_state(name: str) -> None:
+    policy = make_policy(name, seed=9)
+    _train(policy, 20, 8)
+    three = dict(list(ACTIONS.items())[:3])
+    policy.predict_proba_one(CONTEXT, three)  # the featurizer has seen CONTEXT (and caches it)
+    before = policy.to_bytes()
+    first = policy.predict_proba_one(CONTEXT, ACTIONS)  # new draws for six candidates
+    assert policy.to_bytes() == before
+    assert type(policy).from_bytes(before).predict_proba_one(CONTEXT, ACTIONS) == first
+    _train(policy, 1, 9)  # a new snapshot draws anew
+    assert policy.predict_proba_one(CONTEXT, ACTIONS) != first
