@@ -101,7 +101,7 @@ def test_bad_study_options_name_the_option(
 def test_the_reported_uplift_covers_the_truth_in_200_runs() -> None:
     """The engine's anytime-valid interval (its report's default) covers the simulator's true
     uplift of the campaign over the holdout in >= 94 % of 200 seeded runs."""
-    runs = run_studies(_spec("holdout-uplift", seed=1000, customers=6000, days=10), 200, 2)
+    runs = run_studies(_spec("holdout-uplift", seed=1000, customers=3000, days=5), 200, 2)
     summary = summarise(runs)
     assert summary["conversion"]["runs"] == 200
     assert summary["conversion"]["coverage_anytime"] >= 0.94
@@ -110,7 +110,7 @@ def test_the_reported_uplift_covers_the_truth_in_200_runs() -> None:
 
 @pytest.mark.slow
 def test_an_aa_test_rejects_at_most_its_alpha_in_200_runs() -> None:
-    runs = run_studies(_spec("aa-test", seed=2000, customers=6000, days=10), 200, 2)
+    runs = run_studies(_spec("aa-test", seed=2000, customers=3000, days=5), 200, 2)
     summary = summarise(runs)["conversion"]
     # Binomial tolerance around alpha = 5 %: 200 runs, three standard errors.
     assert summary["reject_fixed"] <= 0.05 + 3 * (0.05 * 0.95 / 200) ** 0.5
