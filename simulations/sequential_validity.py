@@ -1,4 +1,5 @@
-"""A/A and power harness for the anytime-valid CS and the sequential SRM (seeded, vectorised).
+"""A/A and power harness for the anytime-valid CS, the group-sequential test and the sequential
+SRM (seeded, vectorised).
 
 Peeks every 500 units per arm up to 20,000 per arm on a 10% baseline binary metric.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
+from experiments.group_sequential import boundaries
 from experiments.sequential import optimal_rho
 
 STEP, MAX_N, BASE, ALPHA = 500, 20_000, 0.10, 0.05
@@ -39,6 +41,25 @@ def _trial(rng: np.random.Generator, experiments: int, lift: float) -> dict[str,
     }
 
 
+GS_LOOKS = 10  # pre-registered: every 2,000 units per arm up to 20,000
+
+
+def _group_sequential(rng: np.random.Generator, experiments: int, lift: float) -> dict[str, float]:
+    """Lan-DeMets O'Brien-Fleming-type test at ``GS_LOOKS`` equally spaced looks."""
+    looks = np.arange(1, GS_LOOKS + 1) * (MAX_N // GS_LOOKS)
+    every = (MAX_N // GS_LOOKS) // STEP
+    c = _paths(rng, experiments, BASE)[:, every - 1 :: every] / looks
+    t = _paths(rng, experiments, BASE * (1 + lift))[:, every - 1 :: every] / looks
+    v = c * (1 - c) / looks + t * (1 - t) / looks
+    z = (t - c) / np.sqrt(np.where(v > 0, v, np.inf))
+    reject = np.abs(z) >= np.array(boundaries(list(looks / MAX_N), ALPHA))
+    stop = np.where(reject.any(axis=1), looks[np.argmax(reject, axis=1)], MAX_N)
+    return {
+        "group_sequential_reject": float(reject.any(axis=1).mean()),
+        "group_sequential_mean_stop_per_arm": float(stop.mean()),
+    }
+
+
 def _srm(
     rng: np.random.Generator, experiments: int, p: float, total: int, k: float = 1000.0
 ) -> float:
@@ -57,9 +78,11 @@ def run(seed: int, experiments: int = 2000) -> list[dict[str, float | str]]:
     rng = np.random.default_rng(seed)
     aa = _trial(rng, experiments, 0.0)
     power = _trial(rng, experiments, 0.10)
+    aa_gs = _group_sequential(rng, experiments, 0.0)
+    power_gs = _group_sequential(rng, experiments, 0.10)
     return [
-        {"scenario": "A/A", **aa},
-        {"scenario": "+10% relative", **power},
+        {"scenario": "A/A", **aa, **aa_gs},
+        {"scenario": "+10% relative", **power, **power_gs},
         {"scenario": "SRM 50:50 (false alarm)", "srm_alarm": _srm(rng, experiments, 0.5, 40_000)},
         {"scenario": "SRM 49:51 (detection)", "srm_alarm": _srm(rng, experiments, 0.49, 40_000)},
     ]
