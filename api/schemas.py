@@ -222,6 +222,7 @@ class ExperimentIn(Body):
     alpha: float = 0.05
     analysis: Literal["sequential", "fixed", "group_sequential"] = "sequential"
     planned_units_per_cell: int | None = Field(default=None, gt=0)
+    looks: int = Field(default=5, ge=1, le=50, description="group_sequential: pre-registered looks")
     end_date: datetime | None = None
     status: Literal["draft", "running", "stopped", "concluded"] = "draft"
     salt: Annotated[str, StringConstraints(max_length=64)] = ""

@@ -20,6 +20,7 @@ from decisioning.errors import NotFound
 from decisioning.sql import repositories as repo
 from decisioning.sql.tables import allocations, holdouts
 from experiments.bandit_allocation import analyse_bandit_metric
+from experiments.group_sequential import decide_at
 from experiments.report import analyse_metric, recommend
 from experiments.srm import SrmResult, chi_square_srm
 from experiments.statistics import RegressionStats, SampleStats
@@ -74,6 +75,14 @@ def experiment_report(
             use_cuped=cuped,
         )
     action, reason = recommend(metrics[design["primary_metric"]], ratio, design["alpha"])
+    sequential_groups: dict[str, list[dict[str, Any]]] = {}
+    if design.get("analysis") == "group_sequential":
+        for metric in metrics:
+            present = {c["name"]: by_metric.get(metric, {}).get(c["name"], EMPTY) for c in cells}
+            sequential_groups[metric] = _group_sequential(present, control, design)
+        action, reason = _group_sequential_recommendation(
+            sequential_groups[design["primary_metric"]], ratio, action, reason
+        )
     versus = {}
     holdout = _holdout_cell(connection, design["placement"]) if "placement" in design else None
     if holdout is not None and bandit_periods is None:
@@ -106,6 +115,7 @@ def experiment_report(
                 },
                 "comparisons": [asdict(c) for c in r.comparisons],
                 "vs_holdout": [asdict(c) for c in versus[m].comparisons] if m in versus else None,
+                "group_sequential": sequential_groups.get(m),
             }
             for m, r in metrics.items()
         },
@@ -119,6 +129,50 @@ def experiment_report(
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def _group_sequential(
+    cells: dict[str, RegressionStats], control: str, design: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Each cell against the control at the latest pre-registered look its units reached: the
+    z statistic of the difference of means against the Lan-DeMets boundary of that look."""
+    results = []
+    base = cells[control].y
+    for name, stats in cells.items():
+        if name == control:
+            continue
+        treated = stats.y
+        variance = (
+            base.variance / base.n + treated.variance / treated.n
+            if min(base.n, treated.n) > 1
+            else float("nan")
+        )
+        z = (treated.mean - base.mean) / math.sqrt(variance) if variance > 0 else float("nan")
+        result = decide_at(
+            z,
+            min(base.n, treated.n),
+            design["planned_units_per_cell"],
+            design["looks"],
+            design["alpha"],
+        )
+        results.append({"cell": name, **_finite_values(asdict(result))})
+    return results
+
+
+def _group_sequential_recommendation(
+    results: list[dict[str, Any]], ratio: SrmResult, action: str, reason: str
+) -> tuple[str, str]:
+    """A group-sequential design decides at its looks: ship on a boundary crossed upwards,
+    stop when every cell crossed downwards; an SRM still stops it."""
+    if ratio.mismatch:
+        return action, reason
+    up = [r for r in results if r["reject"] and (r["z"] or 0.0) > 0]
+    if up:
+        best = max(up, key=lambda r: r["z"])
+        return "ship", f"{best['cell']} crossed the look-{best['look']} boundary (group-sequential)"
+    if results and all(r["reject"] for r in results):
+        return "stop", "every cell crossed the lower boundary (group-sequential)"
+    return "keep running", "no boundary crossed at the looks reached so far (group-sequential)"
 
 
 def _holdout_cell(
@@ -196,6 +250,8 @@ def _design(connection: Connection, experiment_id: str) -> dict[str, Any]:
         else None,
         "cells": [{"name": c.name, "weight": c.weight} for c in experiment.cells],
         "placement": experiment.placement,  # only experiments are measured against a holdout
+        "analysis": experiment.analysis,
+        "looks": experiment.looks,
         "primary_metric": experiment.primary_metric,
         "guardrail_metrics": list(experiment.guardrail_metrics),
         "alpha": experiment.alpha,

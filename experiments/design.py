@@ -213,6 +213,9 @@ class Experiment:
         ``planned_units_per_cell``.
     planned_units_per_cell, end_date
         The planned size per cell and/or a time-zone-aware end; at least one is required.
+    looks
+        ``"group_sequential"`` only: the pre-registered looks, equally spaced up to the planned
+        size (Lan-DeMets O'Brien-Fleming-type spending, ``experiments.group_sequential``).
     status
         ``"draft"``, ``"running"``, ``"stopped"`` or ``"concluded"``.
     salt
@@ -244,6 +247,7 @@ class Experiment:
     alpha: float = 0.05
     analysis: Analysis = "sequential"
     planned_units_per_cell: int | None = None
+    looks: int = 5
     end_date: datetime | None = None
     status: Status = "draft"
     salt: str = ""
@@ -293,6 +297,12 @@ class Experiment:
                 f"must be one of {', '.join(ANALYSES)}, got {self.analysis!r}", field="analysis"
             )
         self._check_horizon()
+        if (
+            isinstance(self.looks, bool)
+            or not isinstance(self.looks, int)
+            or not 1 <= self.looks <= 50
+        ):
+            raise InvalidInput(f"must be an integer in [1, 50], got {self.looks!r}", field="looks")
         if self.status not in STATUSES:
             raise InvalidInput(
                 f"must be one of {', '.join(STATUSES)}, got {self.status!r}", field="status"

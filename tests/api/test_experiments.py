@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -240,3 +241,33 @@ def test_report_of_an_experiment_and_of_the_holdout(api: Api) -> None:
     assert sum(c["units"] for c in holdout["cells"]) == 400
     missing = api.call("GET", "/v1/experiments/nope/report", role="analyst")
     assert missing.status_code == 404 and missing.json()["error"]["field"] == "experiment_id"
+
+
+def test_a_group_sequential_design_decides_at_its_looks(api: Api) -> None:
+    design = {**EXPERIMENT, "analysis": "group_sequential", "planned_units_per_cell": 100}
+    design["looks"] = 2
+    assert api.call("PUT", "/v1/experiments/gs", role="marketer", json=design).status_code == 201
+    early = run(api, 40)  # fewer than 50 units per cell: no look reached yet
+    report = api.call("GET", "/v1/experiments/gs/report", role="analyst").json()
+    [result] = report["metrics"]["conversion"]["group_sequential"]
+    assert result["error"] == "NO_LOOK_YET" and report["recommendation"]["action"] == (
+        "keep running"
+    )
+    answers = early + [api.decide(customer_id=f"c-{i}").json() for i in range(40, 300)]
+    rng = np.random.default_rng(12)
+    events = [
+        {"event_id": f"g-{a['customer_id']}", "customer_id": a["customer_id"], "type": "convert"}
+        for a in answers
+        if rng.random() < (0.5 if a["cell"] == "show" else 0.05)
+    ]
+    api.call("POST", "/v1/events", json={"events": events})
+    report = api.call("GET", "/v1/experiments/gs/report", role="analyst").json()
+    [result] = report["metrics"]["conversion"]["group_sequential"]
+    assert result["look"] == 2 and result["fraction"] == 1.0
+    assert result["boundary"] == pytest.approx(1.9686, abs=2e-3)  # OBF-type, 2 looks (rpact)
+    assert result["z"] > result["boundary"] and result["reject"]
+    assert report["recommendation"]["action"] == "ship"
+    assert "group-sequential" in report["recommendation"]["reason"]
+    bad = {**design, "looks": 0}
+    response = api.call("PUT", "/v1/experiments/gs2", role="marketer", json=bad)
+    assert response.status_code == 422
