@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time
 from typing import Any, Final, Literal
 
@@ -122,6 +122,19 @@ _MODERATE = ContactPolicy(
 )
 _NIGHT = QuietHours(start=time(21, 0), end=time(8, 0))
 
+_AA_TEST = Scenario(
+    name="aa-test",
+    summary="an A/A experiment read back through the engine's report",
+    channels=("app_banner", "email"),
+    visit_rate=0.1,
+    max_visits_per_day=2_000,
+    contact_policy=_MODERATE,
+    policies="default",
+    default_customers=6_000,
+    default_days=10,
+    study="aa",
+)
+
 SCENARIOS: Final[dict[str, Scenario]] = {
     s.name: s
     for s in (
@@ -192,28 +205,11 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             default_customers=100_000,
             default_days=3,
         ),
-        Scenario(
-            name="aa-test",
-            summary="an A/A experiment read back through the engine's report",
-            channels=("app_banner", "email"),
-            visit_rate=0.1,
-            max_visits_per_day=2_000,
-            contact_policy=_MODERATE,
-            policies="default",
-            default_customers=6_000,
-            default_days=10,
-            study="aa",
-        ),
-        Scenario(
+        _AA_TEST,
+        replace(
+            _AA_TEST,
             name="holdout-uplift",
             summary="a universal holdout: the engine's reported uplift against the truth",
-            channels=("app_banner", "email"),
-            visit_rate=0.1,
-            max_visits_per_day=2_000,
-            contact_policy=_MODERATE,
-            policies="default",
-            default_customers=6_000,
-            default_days=10,
             study="holdout",
             holdout_share=0.5,
         ),

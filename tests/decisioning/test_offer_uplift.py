@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,6 +34,17 @@ def _engine(url: str) -> DecisionEngine:
         put_holdout(connection, Holdout(share=0.5), NOW)
     engine.catalog.invalidate()
     return engine
+
+
+def _decide_measured(engine: DecisionEngine, customer: str) -> tuple[Any, str, str]:
+    """One decision and the offer measure it joined: (decision, offer id, cell)."""
+    answer = engine.decide(DecisionRequest(customer, "app_banner", context={}), now=NOW)
+    with engine.db.connect() as connection:
+        row = connection.execute(
+            select(decisions.c.memberships).where(decisions.c.decision_id == answer.decision_id)
+        ).scalar_one()
+    [(measure, cell)] = [(e, c) for e, c in row if e.startswith("offer:")]
+    return answer, measure.removeprefix("offer:"), cell
 
 
 def _send(engine: DecisionEngine, events: list[Event], at: datetime) -> None:
@@ -79,13 +91,7 @@ def test_an_offers_measure_counts_only_its_own_outcomes(sqlite_url: str) -> None
     converted: dict[tuple[str, str], int] = {}  # (offer, cell) -> conversions of its product
     for i in range(1200):
         customer = f"c-{i}"
-        answer = engine.decide(DecisionRequest(customer, "app_banner", context={}), now=NOW)
-        with engine.db.connect() as connection:
-            row = connection.execute(
-                select(decisions.c.memberships).where(decisions.c.decision_id == answer.decision_id)
-            ).scalar_one()
-        [(measure, cell)] = [(e, c) for e, c in row if e.startswith("offer:")]
-        product = measure.removeprefix("offer:")
+        answer, product, cell = _decide_measured(engine, customer)
         rate = 0.4 if (product, cell) == ("card", "shown") else 0.1
         if rng.random() < rate:
             converted[(product, cell)] = converted.get((product, cell), 0) + 1
@@ -149,13 +155,7 @@ def _measured_catalogue(url: str, retire: str = "off", revalue: str = "off") -> 
     events = []
     for i in range(3000):
         customer = f"c-{i}"
-        answer = engine.decide(DecisionRequest(customer, "app_banner", context={}), now=NOW)
-        with engine.db.connect() as connection:
-            row = connection.execute(
-                select(decisions.c.memberships).where(decisions.c.decision_id == answer.decision_id)
-            ).scalar_one()
-        [(measure, cell)] = [(e, c) for e, c in row if e.startswith("offer:")]
-        product = measure.removeprefix("offer:")
+        _, product, cell = _decide_measured(engine, customer)
         if rng.random() < RATES[product][0 if cell == "shown" else 1]:
             events.append(
                 Event(
