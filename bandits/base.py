@@ -98,23 +98,26 @@ def mix_uniform(probabilities: Mapping[str, float], epsilon: float) -> dict[str,
 class PosteriorDraws:
     """The standard normal draws of a Thompson sampler's choice probabilities, shape
     ``(n_draws, k)``, from a generator seeded by ``(seed, n_updates)``: the same draws until the
-    policy learns again, so they are made once per snapshot and candidate count, not per call.
-    A cache, not state: it is not pickled."""
+    policy learns again, so they are made once per snapshot and candidate count (a slate asks
+    for K, then K - 1, ... candidates), not per call. A cache, not state: it pickles empty."""
+
+    MAX_ENTRIES = 16
 
     def __init__(self) -> None:
-        self._entry: tuple[tuple[int, int, int, int], np.ndarray] | None = None
+        self._entries: dict[tuple[int, int, int, int], np.ndarray] = {}
 
     def draws(self, seed: int | None, n_updates: int, n_draws: int, k: int) -> np.ndarray:
         key = (seed or 0, n_updates, n_draws, k)
-        entry = self._entry  # read once, replaced whole: safe to share between threads
-        if entry is None or entry[0] != key:
+        z = self._entries.get(key)
+        if z is None:
             z = np.random.default_rng([seed or 0, n_updates]).standard_normal((n_draws, k))
-            entry = (key, z)
-            self._entry = entry
-        return entry[1]
+            entries = self._entries if len(self._entries) < self.MAX_ENTRIES else {}
+            entries[key] = z
+            self._entries = entries  # replaced whole, never cleared under a reader
+        return z
 
     def __reduce__(self) -> tuple[type[PosteriorDraws], tuple[()]]:
-        return (PosteriorDraws, ())  # pickled empty
+        return (PosteriorDraws, ())
 
 
 def apply_floor(probabilities: Mapping[str, float], floor: float) -> dict[str, float]:
@@ -176,6 +179,15 @@ class Policy(ABC):
         propensity: float,
     ) -> None:
         """Learn one logged round: ``chosen`` was drawn with ``propensity``, earned ``reward``."""
+
+    def _posterior_draws(self, n_updates: int, n_draws: int, k: int) -> np.ndarray:
+        """Thompson samplers' standard normal draws (``PosteriorDraws``); the cache is made on
+        first use, so snapshots pickled before it existed load too."""
+        cache = vars(self).get("_normals")
+        if cache is None:
+            cache = PosteriorDraws()
+            self._normals = cache
+        return cache.draws(self.seed, n_updates, n_draws, k)
 
     def to_bytes(self) -> bytes:
         """The full state, for a versioned snapshot."""

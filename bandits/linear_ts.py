@@ -17,7 +17,6 @@ from bandits.base import (
     Actions,
     Context,
     Payoff,
-    PosteriorDraws,
     apply_floor,
     check_scalar,
     payoff_arrays,
@@ -55,7 +54,6 @@ class LinearTSPolicy(DisjointLinearPolicy):
         super().__init__(seed=seed, floor=floor, dim=dim, l2=l2)
         self.v = check_scalar(v, "v", low=0.0, low_open=True)
         self.n_draws = int(check_scalar(n_draws, "n_draws", low=1))
-        self._normals = PosteriorDraws()
 
     def predict_proba_one(
         self, context: Context, actions: Actions, payoff: Payoff | None = None
@@ -68,7 +66,7 @@ class LinearTSPolicy(DisjointLinearPolicy):
         sd = self.v * np.sqrt(np.maximum(var, 0.0))
         scale, offset = payoff_arrays(payoff, names)
         # Per action the sampled score theta~.x is N(mean, v^2 x'A^-1x): sample it directly.
-        z = self._normals.draws(self.seed, self.arms.n_updates, self.n_draws, len(names))
+        z = self._posterior_draws(self.arms.n_updates, self.n_draws, len(names))
         sampled = scale * (mean + sd * z) + offset
         wins = np.bincount(np.argmax(sampled, axis=1), minlength=len(names))
         p = wins / self.n_draws

@@ -27,7 +27,6 @@ from bandits.base import (
     Context,
     Payoff,
     Policy,
-    PosteriorDraws,
     apply_floor,
     check_feedback,
     check_scalar,
@@ -84,7 +83,6 @@ class LogisticTSPolicy(Policy):
         self.cov = np.zeros((0, self.dim, self.dim))
         self.mean = np.zeros((0, self.dim))
         self.n_updates = 0
-        self._normals = PosteriorDraws()
 
     def _prior_mean(self) -> np.ndarray:
         m = np.zeros(self.dim)
@@ -138,7 +136,7 @@ class LogisticTSPolicy(Policy):
         names = list(actions)
         mu, var = self._stats_many(x, names)
         sd = self.scale * np.sqrt(np.maximum(var, 0.0))
-        logits = mu + sd * self._normals.draws(self.seed, self.n_updates, self.n_draws, len(names))
+        logits = mu + sd * self._posterior_draws(self.n_updates, self.n_draws, len(names))
         if payoff is None:  # the sigmoid is monotone: the largest logit wins
             winners = np.argmax(logits, axis=1)
         else:

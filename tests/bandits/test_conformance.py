@@ -176,3 +176,14 @@ def test_thompson_draws_are_a_cache_not_state(name: str) -> None:
     assert type(policy).from_bytes(before).predict_proba_one(CONTEXT, ACTIONS) == first
     _train(policy, 1, 9)  # a new snapshot draws anew
     assert policy.predict_proba_one(CONTEXT, ACTIONS) != first
+
+
+@pytest.mark.parametrize("name", ["linear-ts", "logistic-ts"])
+def test_snapshots_from_before_the_draw_cache_still_predict(name: str) -> None:
+    policy = make_policy(name, seed=9)
+    _train(policy, 20, 8)
+    expected = policy.predict_proba_one(CONTEXT, ACTIONS)
+    vars(policy).pop("_normals")  # as a policy pickled before the cache existed
+    old = type(policy).from_bytes(policy.to_bytes())
+    assert "_normals" not in vars(old)
+    assert old.predict_proba_one(CONTEXT, ACTIONS) == expected
