@@ -79,29 +79,6 @@ AUTOMATIC: Final = "automatic"
 """``decided_by`` of actions applied without approval."""
 
 
-def winning_cell(report: dict[str, Any], metric: str) -> str | None:
-    """The cell a decisive report on ``metric`` crowns, or None while it is undecided.
-
-    Decisive means: no sample-ratio mismatch, and either some cell beats the control (the one
-    with the largest lift among those significant after Holm) or the control beats every cell.
-    """
-    if report["sample_ratio"]["mismatch"]:
-        return None
-    alpha = report["alpha"]
-    comparisons = report["metrics"][metric]["comparisons"]
-    significant = [
-        c
-        for c in comparisons
-        if c["adjusted_p_value"] is not None and c["adjusted_p_value"] < alpha
-    ]
-    better = [c for c in significant if (c["lift"] or 0.0) > 0.0]
-    if better:
-        return str(max(better, key=lambda c: c["lift"])["cell"])
-    if comparisons and len(significant) == len(comparisons):
-        return str(report["control"])
-    return None
-
-
 def review(connection: Connection, now: datetime, default_policy: str) -> list[dict[str, Any]]:
     """Propose, or apply, the promotions and retirements that the results call for.
 
@@ -120,7 +97,7 @@ def review(connection: Connection, now: datetime, default_policy: str) -> list[d
         if experiment.promote == "off" or _pending(connection, experiment.experiment_id):
             continue
         report = experiment_report(connection, experiment.experiment_id)
-        winner = winning_cell(report, experiment.primary_metric)
+        winner = report["recommendation"]["winner"]
         if winner is not None:
             promotion = _promotion(connection, experiment, report, winner, default_policy, now)
             proposals.append((experiment.promote, promotion))

@@ -21,7 +21,7 @@ from decisioning.sql import repositories as repo
 from decisioning.sql.tables import allocations, holdouts
 from experiments.bandit_allocation import analyse_bandit_metric
 from experiments.group_sequential import decide_at
-from experiments.report import analyse_metric, recommend
+from experiments.report import analyse_metric, decisive_cell, recommend
 from experiments.srm import SrmResult, chi_square_srm
 from experiments.statistics import RegressionStats, SampleStats
 
@@ -53,8 +53,12 @@ def experiment_report(
         nan = float("nan")
         ratio = SrmResult(nan, nan, False, "BANDIT_ALLOCATION")
     planned = design["planned_units_per_cell"] or DEFAULT_PLANNED_UNITS_PER_CELL
+    present = {
+        metric: {c["name"]: by_metric.get(metric, {}).get(c["name"], EMPTY) for c in cells}
+        for metric in [design["primary_metric"], *design["guardrail_metrics"]]
+    }
     metrics = {}
-    for metric in [design["primary_metric"], *design["guardrail_metrics"]]:
+    for metric in present:
         if bandit_periods is not None:
             metrics[metric] = analyse_bandit_metric(
                 metric,
@@ -65,21 +69,20 @@ def experiment_report(
                 planned_n_per_cell=planned,
             )
             continue
-        present = {c["name"]: by_metric.get(metric, {}).get(c["name"], EMPTY) for c in cells}
         metrics[metric] = analyse_metric(
             metric,
-            present,
+            present[metric],
             control,
             alpha=design["alpha"],
             planned_n_per_cell=planned,
             use_cuped=cuped,
         )
-    action, reason = recommend(metrics[design["primary_metric"]], ratio, design["alpha"])
+    primary = metrics[design["primary_metric"]]
+    action, reason = recommend(primary, ratio, design["alpha"])
     sequential_groups: dict[str, list[dict[str, Any]]] = {}
     if design.get("analysis") == "group_sequential":
         for metric in metrics:
-            present = {c["name"]: by_metric.get(metric, {}).get(c["name"], EMPTY) for c in cells}
-            sequential_groups[metric] = _group_sequential(present, control, design)
+            sequential_groups[metric] = _group_sequential(present[metric], control, design)
         action, reason = _group_sequential_recommendation(
             sequential_groups[design["primary_metric"]], ratio, action, reason
         )
@@ -87,10 +90,9 @@ def experiment_report(
     holdout = _holdout_cell(connection, design["placement"]) if "placement" in design else None
     if holdout is not None and bandit_periods is None:
         for metric in metrics:
-            present = {c["name"]: by_metric.get(metric, {}).get(c["name"], EMPTY) for c in cells}
             versus[metric] = analyse_metric(
                 metric,
-                {UNIVERSAL_HOLDOUT: holdout.get(metric, EMPTY), **present},
+                {UNIVERSAL_HOLDOUT: holdout.get(metric, EMPTY), **present[metric]},
                 UNIVERSAL_HOLDOUT,
                 alpha=design["alpha"],
                 planned_n_per_cell=planned,
@@ -119,7 +121,12 @@ def experiment_report(
             }
             for m, r in metrics.items()
         },
-        "recommendation": {"action": action, "reason": reason},
+        "recommendation": {
+            "action": action,
+            "reason": reason,
+            # The cell the anytime-valid primary results crown (None while undecided).
+            "winner": decisive_cell(primary, ratio, design["alpha"]),
+        },
         "actions": [
             {**a, "created_at": a["created_at"].isoformat(), "decided_at": _iso(a["decided_at"])}
             for a in repo.feedback_actions_of(connection, experiment_id)

@@ -113,10 +113,14 @@ def _compare(
     )
 
 
-def recommend(primary: MetricReport, ratio: SrmResult, alpha: float) -> tuple[str, str]:
-    """(``ship`` / ``stop`` / ``keep running``, the reason), from the anytime-valid results."""
+def decisive_cell(primary: MetricReport, ratio: SrmResult, alpha: float) -> str | None:
+    """The cell the anytime-valid primary results crown, or None while they are undecided.
+
+    Decisive means: no sample-ratio mismatch, and either some cell beats the control after Holm
+    (the one with the largest lift) or the control beats every cell.
+    """
     if ratio.mismatch:
-        return "stop", f"sample ratio mismatch (p = {ratio.p_value:.2g}): the assignment is broken"
+        return None
     significant = [
         c
         for c in primary.comparisons
@@ -124,8 +128,20 @@ def recommend(primary: MetricReport, ratio: SrmResult, alpha: float) -> tuple[st
     ]
     winners = [c for c in significant if (c.lift or 0.0) > 0]
     if winners:
-        best = max(winners, key=lambda c: c.lift or 0.0)
-        return "ship", f"{best.cell} beats {best.control} on {primary.metric} (anytime-valid)"
+        return max(winners, key=lambda c: c.lift or 0.0).cell
     if primary.comparisons and len(significant) == len(primary.comparisons):
+        return primary.comparisons[0].control
+    return None
+
+
+def recommend(primary: MetricReport, ratio: SrmResult, alpha: float) -> tuple[str, str]:
+    """(``ship`` / ``stop`` / ``keep running``, the reason), from the anytime-valid results."""
+    if ratio.mismatch:
+        return "stop", f"sample ratio mismatch (p = {ratio.p_value:.2g}): the assignment is broken"
+    winner = decisive_cell(primary, ratio, alpha)
+    if winner is None:
+        return "keep running", "no cell differs from the control yet at the chosen alpha"
+    control = primary.comparisons[0].control
+    if winner == control:
         return "stop", f"every cell does worse than the control on {primary.metric}"
-    return "keep running", "no cell differs from the control yet at the chosen alpha"
+    return "ship", f"{winner} beats {control} on {primary.metric} (anytime-valid)"
