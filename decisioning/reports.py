@@ -22,7 +22,7 @@ from decisioning.sql.tables import allocations, holdouts
 from experiments.bandit_allocation import analyse_bandit_metric
 from experiments.group_sequential import decide_at
 from experiments.report import analyse_metric, decisive_cell, recommend
-from experiments.srm import SrmResult, chi_square_srm
+from experiments.srm import SrmResult, sample_ratio_check
 from experiments.statistics import RegressionStats, SampleStats
 
 EMPTY = RegressionStats(0, 0.0, 0.0, 0.0, 0.0, 0.0)
@@ -47,12 +47,12 @@ def experiment_report(
     control = cells[0]["name"]
     counts = [by_metric.get(design["primary_metric"], {}).get(c["name"], EMPTY).n for c in cells]
     bandit_periods = design.get("bandit_periods")
+    planned = design["planned_units_per_cell"] or DEFAULT_PLANNED_UNITS_PER_CELL
     if bandit_periods is None:
-        ratio = chi_square_srm(counts, [c["weight"] for c in cells])
+        ratio = sample_ratio_check(counts, [c["weight"] for c in cells], planned * len(cells))
     else:  # the weights change by design; each period's cells are compared within it
         nan = float("nan")
         ratio = SrmResult(nan, nan, False, "BANDIT_ALLOCATION")
-    planned = design["planned_units_per_cell"] or DEFAULT_PLANNED_UNITS_PER_CELL
     present = {
         metric: {c["name"]: by_metric.get(metric, {}).get(c["name"], EMPTY) for c in cells}
         for metric in [design["primary_metric"], *design["guardrail_metrics"]]
@@ -171,7 +171,7 @@ def _group_sequential_recommendation(
 ) -> tuple[str, str]:
     """A group-sequential design decides at its looks: ship on a boundary crossed upwards,
     stop when every cell crossed downwards; an SRM still stops it."""
-    if ratio.mismatch:
+    if ratio.alarm:
         return action, reason
     up = [r for r in results if r["reject"] and (r["z"] or 0.0) > 0]
     if up:
@@ -276,8 +276,13 @@ def format_report(report: dict[str, Any]) -> str:
         + ", ".join(
             f"{c['name']} {c['units']:,} units (weight {c['weight']:g})" for c in report["cells"]
         ),
-        f"sample ratio: p = {_number(report['sample_ratio']['p_value'])}"
-        + ("  MISMATCH" if report["sample_ratio"]["mismatch"] else ""),
+        f"sample ratio: p = {_number(report['sample_ratio']['p_value'])}, "
+        f"anytime-valid p = {_number(report['sample_ratio']['sequential_p_value'])}"
+        + (
+            "  MISMATCH"
+            if report["sample_ratio"]["mismatch"] or report["sample_ratio"]["sequential_mismatch"]
+            else ""
+        ),
         "",
         f"{'metric':<11} {'cell':<12} {'lift':>10} {'relative':>9} {'95% CI (fixed)':>23} "
         f"{'anytime-valid CI':>23} {'p (anytime)':>11} {'p (Holm)':>9}",

@@ -119,7 +119,7 @@ def decisive_cell(primary: MetricReport, ratio: SrmResult, alpha: float) -> str 
     Decisive means: no sample-ratio mismatch, and either some cell beats the control after Holm
     (the one with the largest lift) or the control beats every cell.
     """
-    if ratio.mismatch:
+    if ratio.alarm:
         return None
     significant = [
         c
@@ -136,8 +136,9 @@ def decisive_cell(primary: MetricReport, ratio: SrmResult, alpha: float) -> str 
 
 def recommend(primary: MetricReport, ratio: SrmResult, alpha: float) -> tuple[str, str]:
     """(``ship`` / ``stop`` / ``keep running``, the reason), from the anytime-valid results."""
-    if ratio.mismatch:
-        return "stop", f"sample ratio mismatch (p = {ratio.p_value:.2g}): the assignment is broken"
+    if ratio.alarm:
+        p = ratio.p_value if ratio.mismatch else ratio.sequential_p_value
+        return "stop", f"sample ratio mismatch (p = {p:.2g}): the assignment is broken"
     winner = decisive_cell(primary, ratio, alpha)
     if winner is None:
         return "keep running", "no cell differs from the control yet at the chosen alpha"

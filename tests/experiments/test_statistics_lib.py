@@ -177,3 +177,38 @@ def test_sequential_srm_false_alarms_and_detection() -> None:
         alarms += p < 0.001
     assert alarms <= 2
     assert sequential_srm_p_value([4000, 6000], [1, 1]) < 0.001
+
+
+def test_log_bayes_factor_of_a_path_matches_each_look() -> None:
+    from experiments.srm import log_bayes_factor, sequential_srm_p_value
+
+    path = np.array([[[480, 520], [1010, 990]], [[300, 700], [2, 1]]], dtype=float)
+    log_bf = log_bayes_factor(path, np.array([0.3, 0.7]), 250.0)
+    assert log_bf.shape == (2, 2)
+    for i in range(2):
+        for j in range(2):
+            p = sequential_srm_p_value(list(path[i, j]), [0.3, 0.7], 250.0)
+            assert p == pytest.approx(min(1.0, math.exp(-log_bf[i, j])), rel=1e-9)
+
+
+def test_srm_concentration_is_the_mixtures_rho_tuning() -> None:
+    from experiments.srm import srm_concentration
+
+    assert srm_concentration(40_000, 0.01) == pytest.approx(1 / optimal_rho(40_000, 0.01) ** 2)
+    assert 3000 < srm_concentration(40_000, 0.01) < 4000
+
+
+def test_sample_ratio_check_carries_both_checks() -> None:
+    from experiments.srm import sample_ratio_check
+
+    balanced = sample_ratio_check([5000, 5020], [1, 1], 20_000)
+    assert not balanced.alarm and balanced.sequential_p_value == 1.0
+    # 1,800 vs 2,200: chi-square p = 2.5e-10, far past both levels.
+    skewed = sample_ratio_check([1800, 2200], [1, 1], 20_000)
+    assert skewed.mismatch and skewed.sequential_mismatch and skewed.alarm
+    # 9,760 vs 10,240: one look's chi-square says p = 0.0007, but a daily reader has taken many
+    # looks; the anytime-valid p (0.018) is the one that keeps false alarms at 1 %.
+    borderline = sample_ratio_check([9760, 10240], [1, 1], 20_000)
+    assert borderline.mismatch and not borderline.sequential_mismatch and not borderline.alarm
+    assert chi_square_srm([9760, 10240], [1, 1]).alarm
+    assert sample_ratio_check([0, 0], [1, 1], 1000).error == "EMPTY_CELL"
