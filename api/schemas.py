@@ -141,7 +141,7 @@ class BudgetIn(Body):
     flight_start: datetime
     flight_end: datetime
     daily_limit: float | None = Field(default=None, ge=0)
-    pacing: Literal["even", "asap"] = "even"
+    pacing: Literal["even", "asap", "dual"] = "even"
     pacing_slack: float = Field(default=0.05, ge=0, le=1)
 
 

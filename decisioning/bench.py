@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ from decisioning.catalog import put_budget, put_contact_policy, put_offer
 from decisioning.domain import CHANNELS, Budget, ChannelCaps, ContactPolicy, DecisionRequest, Offer
 from decisioning.engine import DecisionEngine
 from decisioning.settings import Settings
+from decisioning.sql.hot_path import METRICS
 from decisioning.sql.session import unit_of_work
 
 SEGMENTS = ("mass", "affluent", "private")
@@ -386,17 +388,18 @@ def bench_report(exposures: int) -> list[Row]:
                     "WHERE i + 1 < :n) INSERT INTO exposures SELECT 'big', 'u' || i, "
                     "CHAR(97 + i % 3), '2026-01-01 00:00:00.000000', (i % 97) * 1.0, "
                     "CASE WHEN abs(random()) % 100 < 10 + i % 3 THEN 1.0 ELSE 0.0 END, "
-                    "(abs(random()) % 1000) / 10.0, 0, 0, 1 FROM units"
+                    "(abs(random()) % 1000) / 10.0, 0, 0, 1, "
+                    "'[\"group=g' || (i % 5) || '\"]' FROM units"
                 ),
                 {"n": exposures},
             )
-            for metric in ("conversion", "value", "accepts", "clicks", "contacts"):
+            for metric, segment in itertools.product(METRICS, ("''", "segments ->> '$[0]'")):
                 connection.execute(
                     text(
-                        f"INSERT INTO cell_stats SELECT experiment_id, cell, '{metric}', COUNT(*), "
-                        f"SUM({metric}), SUM({metric} * {metric}), SUM(covariate), "
-                        f"SUM(covariate * covariate), SUM(covariate * {metric}) FROM exposures "
-                        "GROUP BY experiment_id, cell"
+                        f"INSERT INTO cell_stats SELECT experiment_id, cell, '{metric}', "
+                        f"{segment}, COUNT(*), SUM({metric}), SUM({metric} * {metric}), "
+                        f"SUM(covariate), SUM(covariate * covariate), SUM(covariate * {metric}) "
+                        "FROM exposures GROUP BY 1, 2, 3, 4"
                     )
                 )
         built = time.perf_counter() - started

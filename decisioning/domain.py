@@ -22,7 +22,7 @@ EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 LifecycleStage = Literal["new", "growing", "mature", "churn_risk"]
 LIFECYCLE_STAGES: tuple[str, ...] = get_args(LifecycleStage)
 BudgetKind = Literal["money", "count"]
-Pacing = Literal["even", "asap"]
+Pacing = Literal["even", "asap", "dual"]
 ID_MAX = 64
 
 
@@ -151,8 +151,8 @@ class Budget:
             raise InvalidInput("must be 'offer' or 'campaign'", field="scope")
         if self.kind not in ("money", "count"):
             raise InvalidInput("must be 'money' or 'count'", field="kind")
-        if self.pacing not in ("even", "asap"):
-            raise InvalidInput("must be 'even' or 'asap'", field="pacing")
+        if self.pacing not in ("even", "asap", "dual"):
+            raise InvalidInput("must be 'even', 'asap' or 'dual'", field="pacing")
         check_number(self.amount, "amount", minimum=0.0)
         check_aware(self.flight_start, "flight_start")
         check_aware(self.flight_end, "flight_end")
@@ -168,8 +168,12 @@ class Budget:
         return offer.cost if self.kind == "money" else 1.0
 
     def cap_at(self, now: datetime) -> float:
-        """Most that may be spent by ``now``: the pacing target plus slack, at most ``amount``."""
-        if self.pacing == "asap":
+        """Most that may be spent by ``now``: the pacing target plus slack, at most ``amount``.
+
+        ``asap`` and ``dual`` budgets are held to their amount only: a dual budget is paced by
+        its price (``decisioning.budgets.update_prices``), which a hard cap would blind.
+        """
+        if self.pacing in ("asap", "dual"):
             return self.amount
         elapsed = (now - self.flight_start) / (self.flight_end - self.flight_start)
         return self.amount * min(1.0, max(0.0, elapsed) + self.pacing_slack)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time as monotonic
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -39,6 +39,7 @@ CONTROL_NO_OFFER = "CONTROL_NO_OFFER"
 EXPERIMENT_EXCLUDED = "EXPERIMENT_EXCLUDED"
 EXPERIMENT_NOT_FORCED = "EXPERIMENT_NOT_FORCED"
 HOLDOUT_PREFIX = "holdout:"
+SEGMENT_VALUE_MAX = 64
 """Each holdout is measured as an experiment ``holdout:<bank|placement>`` with cells
 ``holdout`` and ``campaign``."""
 PERIOD_SEPARATOR = "#"
@@ -52,15 +53,31 @@ RETRYABLE_SQLSTATES = {"40P01", "40001"}
 MAX_ATTEMPTS = 5
 
 
-def priority(score: float, value: float, weight: float, cost: float, price: float = 0.0) -> float:
-    """Arbitration: P(accept) x value x weight - cost - price x cost.
+def priority(
+    score: float, value: float, weight: float, cost: float, shadow_cost: float = 0.0
+) -> float:
+    """Arbitration: P(accept) x value x weight - cost - shadow cost.
 
     The engine passes as ``score`` the policy's P(accept) times the offer's incrementality (the
     share of its conversions that the holdout shows to be incremental; 1 until re-valued).
 
-    ``price`` is the budget's dual price (0 until pacing by dual prices is switched on).
+    ``shadow_cost`` is the sum, over the offer's dual-paced budgets, of the budget's price times
+    what the contact charges it: what spending that budget here forgoes elsewhere.
     """
-    return score * value * weight - cost - price * cost
+    return score * value * weight - cost - shadow_cost
+
+
+def segment_keys(context: Mapping[str, Any], attributes: Sequence[str]) -> list[str]:
+    """``attribute=value`` for each segment attribute the context holds as a short label.
+
+    Numbers with decimals, lists and long strings split nobody: a segment is a category.
+    """
+    keys = []
+    for attribute in attributes:
+        value = context.get(attribute)
+        if isinstance(value, bool | int | str) and 0 < len(str(value)) <= SEGMENT_VALUE_MAX:
+            keys.append(f"{attribute}={value}")
+    return list(dict.fromkeys(keys))  # an attribute named twice is one segment
 
 
 def retrying(work: Callable[[], T]) -> T:
@@ -204,8 +221,11 @@ class DecisionEngine:
                 )
             decision_id = uuid.uuid4().hex
             window = timedelta(hours=self.settings.attribution_window_hours)
+            segments = segment_keys(context, self.settings.segment_attributes)
             for experiment_id, cell in memberships:
-                hot.record_exposure(experiment_id, request.customer_id, cell, now, COVARIATE_DAYS)
+                hot.record_exposure(
+                    experiment_id, request.customer_id, cell, now, COVARIATE_DAYS, segments
+                )
                 if chosen:
                     hot.add_to_metric(
                         experiment_id, request.customer_id, "contacts", len(chosen), now - window
@@ -318,6 +338,7 @@ class DecisionEngine:
         eligible = [o for o in eligible if o not in reasons]
 
         budget_ids = {b.budget_id for o in eligible for b in catalog.budgets_by_offer[o]}
+        shadow_costs: dict[str, float] = {}  # offer -> sum of its budgets' price x charge
         if budget_ids:
             states = hot.budget_states(budget_ids)
             today = budget_checks.business_day(now, self.settings.business_timezone)
@@ -334,6 +355,10 @@ class DecisionEngine:
                     if reason is not None:
                         reasons[offer_id] = reason
                         break
+                    price = budget_checks.dual_price(budget, states.get(budget.budget_id))
+                    if price:
+                        shadow = shadow_costs.get(offer_id, 0.0)
+                        shadow_costs[offer_id] = shadow + price * budget.charge(offer)
             eligible = [o for o in eligible if o not in reasons]
 
         actions = {o: catalog.action_features[o] for o in eligible}
@@ -343,10 +368,21 @@ class DecisionEngine:
         for offer_id in eligible:
             offer = catalog.offers[offer_id]
             scale = offer.value * offer.weight * offer.incrementality
-            payoff[offer_id] = (scale, -offer.cost)
+            shadow = shadow_costs.get(offer_id, 0.0)
+            payoff[offer_id] = (scale, -offer.cost - shadow)
             priorities[offer_id] = priority(
-                scores[offer_id] * offer.incrementality, offer.value, offer.weight, offer.cost
+                scores[offer_id] * offer.incrementality,
+                offer.value,
+                offer.weight,
+                offer.cost,
+                shadow,
             )
+            if shadow > 0 and priorities[offer_id] <= 0:
+                # Worth less than what its budget's spend would earn elsewhere: not made.
+                reasons[offer_id] = budget_checks.BUDGET_PRICE
+        if shadow_costs:
+            eligible = [o for o in eligible if o not in reasons]
+            actions = {o: actions[o] for o in eligible}
         explanation: dict[str, str | tuple[float, float]] = {
             o.offer_id: reasons.get(o.offer_id) or (scores[o.offer_id], priorities[o.offer_id])
             for o in offers

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from bandits import Policy, make_policy
 from bandits.evaluation import LoggedRound
+from decisioning.budgets import update_prices
 from decisioning.catalog import CatalogSnapshot
 from decisioning.engine import DecisionEngine
 from decisioning.errors import InvalidInput
@@ -199,8 +200,8 @@ def run_periodic_jobs(
     now: datetime | None = None,
 ) -> dict[str, int]:
     """One round of the background work: learn every policy in use (rounds learnt per policy),
-    then act on decisive results (``decisioning.feedback``). One process at a time does it; the
-    others return ``{}`` at once."""
+    act on decisive results (``decisioning.feedback``), step the dual-paced budgets' prices.
+    One process at a time does it; the others return ``{}`` at once."""
     now = now or datetime.now(UTC)
     with exclusive(engine.db, "periodic-jobs") as mine:
         if not mine:  # another process is learning and reviewing right now
@@ -222,6 +223,7 @@ def _learn_and_review(
     with unit_of_work(engine.db) as connection:
         if review(connection, now, engine.settings.default_policy):
             engine.catalog.invalidate()
+        update_prices(connection, catalog.budgets.values(), now)
     return learnt
 
 

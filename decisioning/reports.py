@@ -21,7 +21,7 @@ from decisioning.sql import repositories as repo
 from decisioning.sql.tables import allocations, holdouts
 from experiments.bandit_allocation import analyse_bandit_metric
 from experiments.group_sequential import decide_at
-from experiments.report import analyse_metric, decisive_cell, recommend
+from experiments.report import analyse_metric, analyse_segments, decisive_cell, recommend
 from experiments.srm import SrmResult, sample_ratio_check
 from experiments.statistics import RegressionStats, SampleStats
 
@@ -98,10 +98,15 @@ def experiment_report(
                 planned_n_per_cell=planned,
                 use_cuped=cuped,
             )
+    segments = {
+        metric: _segments(connection, experiment_id, metric, cells, design, planned, cuped)
+        for metric in metrics
+    }
     return {
         "experiment_id": experiment_id,
         "status": design["status"],
         "alpha": design["alpha"],
+        "primary_metric": design["primary_metric"],
         "control": control,
         "cells": [{**c, "units": n} for c, n in zip(cells, counts, strict=True)],
         "sample_ratio": _finite_values(asdict(ratio)),
@@ -118,6 +123,7 @@ def experiment_report(
                 "comparisons": [asdict(c) for c in r.comparisons],
                 "vs_holdout": [asdict(c) for c in versus[m].comparisons] if m in versus else None,
                 "group_sequential": sequential_groups.get(m),
+                "segments": segments[m],
             }
             for m, r in metrics.items()
         },
@@ -132,6 +138,42 @@ def experiment_report(
             for a in repo.feedback_actions_of(connection, experiment_id)
         ],
     }
+
+
+def _segments(
+    connection: Connection,
+    experiment_id: str,
+    metric: str,
+    cells: list[dict[str, Any]],
+    design: dict[str, Any],
+    planned: float,
+    cuped: bool,
+) -> list[dict[str, Any]]:
+    """Uplift by segment of one metric, Benjamini-Hochberg across segments and cells."""
+    by_segment: dict[str, dict[str, RegressionStats]] = {}
+    for row in repo.segment_statistics(connection, experiment_id, metric):
+        by_segment.setdefault(row.segment, {})[row.cell] = RegressionStats(
+            row.n, row.sum_x, row.sum, row.sum_x2, row.sum_squares, row.sum_xy
+        )
+    names = [c["name"] for c in cells]
+    complete = {s: {n: found.get(n, EMPTY) for n in names} for s, found in by_segment.items()}
+    return [
+        {
+            "segment": s.segment,
+            "units": {
+                n: complete[s.segment][n].n for n in (s.comparison.control, s.comparison.cell)
+            },
+            **asdict(s.comparison),
+        }
+        for s in analyse_segments(
+            metric,
+            complete,
+            names[0],
+            alpha=design["alpha"],
+            planned_n_per_cell=planned,
+            use_cuped=cuped,
+        )
+    ]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -297,13 +339,19 @@ def format_report(report: dict[str, Any]) -> str:
         for metric, result in report["metrics"].items()
         for c in result.get("vs_holdout") or ()
     ]
-    for metric, label, c in rows:
-        lines.append(
-            f"{metric:<11} {label:<12} {_number(c['lift']):>10} "
-            f"{_percent(c['relative_lift']):>9} {_interval(c['ci']):>23} "
-            f"{_interval(c['sequential_ci']):>23} {_number(c['sequential_p_value']):>11} "
-            f"{_number(c['adjusted_p_value']):>9}" + (f"  {c['error']}" if c["error"] else "")
-        )
+    lines += [f"{metric:<11} {label:<12} {_comparison_columns(c)}" for metric, label, c in rows]
+    primary = report["metrics"][report["primary_metric"]]
+    if primary["segments"]:
+        lines += [
+            "",
+            f"uplift by segment ({report['primary_metric']}; last p: Benjamini-Hochberg)",
+            f"{'segment':<24} {'lift':>10} {'relative':>9} {'95% CI (fixed)':>23} "
+            f"{'anytime-valid CI':>23} {'p (anytime)':>11} {'p (BH)':>9}",
+        ]
+        lines += [
+            f"{s['segment'] + ' ' + s['cell']:<24} {_comparison_columns(s)}"
+            for s in primary["segments"]
+        ]
     recommendation = report["recommendation"]
     lines += ["", f"recommendation: {recommendation['action']} ({recommendation['reason']})"]
     for action in report["actions"]:
@@ -312,6 +360,14 @@ def format_report(report: dict[str, Any]) -> str:
             f" ({action['details'].get('reason', '')})"
         )
     return "\n".join(lines)
+
+
+def _comparison_columns(c: dict[str, Any]) -> str:
+    return (
+        f"{_number(c['lift']):>10} {_percent(c['relative_lift']):>9} {_interval(c['ci']):>23} "
+        f"{_interval(c['sequential_ci']):>23} {_number(c['sequential_p_value']):>11} "
+        f"{_number(c['adjusted_p_value']):>9}" + (f"  {c['error']}" if c["error"] else "")
+    )
 
 
 def _number(value: float | None) -> str:

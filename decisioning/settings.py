@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,11 @@ class Settings(BaseSettings):
     )
     max_limit: int = Field(
         default=10, ge=1, le=100, description="Most offers one decision returns."
+    )
+    segment_attributes: tuple[Annotated[str, Field(min_length=1, max_length=64)], ...] = Field(
+        default=("segment", "group", "lifecycle"),
+        description="Context attributes whose values split experiment reports (uplift by "
+        "segment): by default the AUM tier, the customer group and the lifecycle stage.",
     )
     seed: int | None = Field(default=None, description="Seeds exploration (tests, simulations).")
     embedded_learner: bool | None = Field(

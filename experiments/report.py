@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from experiments.cuped import cuped
 from experiments.fixed_horizon import LiftResult, absolute_lift, relative_lift
-from experiments.multiple_testing import holm
+from experiments.multiple_testing import benjamini_hochberg, holm
 from experiments.sequential import SequentialLift
 from experiments.srm import SrmResult
 from experiments.statistics import RegressionStats, SampleStats
@@ -86,6 +86,48 @@ def analyse_metric(
     for i, p in zip(valid, adjusted, strict=True):
         comparisons[i] = replace(comparisons[i], adjusted_p_value=p)
     return MetricReport(metric, use_cuped, tuple(comparisons))
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentComparison:
+    """One cell against the control within one segment (``attribute=value``)."""
+
+    segment: str
+    comparison: Comparison
+
+
+def analyse_segments(
+    metric: str,
+    segments: Mapping[str, Mapping[str, RegressionStats]],
+    control: str,
+    *,
+    alpha: float,
+    planned_n_per_cell: float,
+    use_cuped: bool,
+) -> list[SegmentComparison]:
+    """Uplift by segment: every cell against ``control`` within each segment.
+
+    Each comparison's ``adjusted_p_value`` is Benjamini-Hochberg across all segments and cells
+    of the metric, on the anytime-valid p-values: many segments are read together, and a false
+    discovery rate is what a search for where an offer works can afford. Every segment maps
+    every cell; a cell without units there (``n = 0``) gives comparisons carrying ``EMPTY_CELL``.
+    """
+    found = []
+    for segment, cells in segments.items():
+        report = analyse_metric(
+            metric,
+            cells,
+            control,
+            alpha=alpha,
+            planned_n_per_cell=planned_n_per_cell,
+            use_cuped=use_cuped,
+        )
+        found += [SegmentComparison(segment, c) for c in report.comparisons]
+    valid = [i for i, s in enumerate(found) if s.comparison.sequential_p_value is not None]
+    adjusted = benjamini_hochberg([found[i].comparison.sequential_p_value or 1.0 for i in valid])
+    for i, p in zip(valid, adjusted, strict=True):
+        found[i] = replace(found[i], comparison=replace(found[i].comparison, adjusted_p_value=p))
+    return found
 
 
 def _compare(

@@ -53,9 +53,11 @@ from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from scipy import optimize
 from sqlalchemy import select
 
 from bandits import Policy
+from decisioning.budgets import update_prices
 from decisioning.catalog import (
     offer_from_document,
     put_budget,
@@ -63,7 +65,7 @@ from decisioning.catalog import (
     put_contact_policy,
     put_offer,
 )
-from decisioning.domain import Budget, ContactPolicy, Decision, DecisionRequest, Event
+from decisioning.domain import Budget, ContactPolicy, Decision, DecisionRequest, Event, Pacing
 from decisioning.engine import DecisionEngine
 from decisioning.events import MAX_BATCH, record_events
 from decisioning.learning import Learner, RewardDefinition
@@ -73,10 +75,12 @@ from decisioning.sql.tables import budgets, from_units
 from simulations.catalog import DEFAULT_CATALOG, Catalog
 from simulations.population import Population, generate_population
 from simulations.scenarios import (
+    ORACLE,
     RANDOM,
     SEGMENT_RULES,
     SegmentRulesPolicy,
     SimulationSpec,
+    TruthPolicy,
     offer_documents,
 )
 from simulations.world import Responses, World
@@ -132,6 +136,8 @@ class RunResult:
     violations_by_kind: dict[str, int]
     decide_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    pacing: Pacing = "even"
+    lp_bound: float | None = None
 
     def total(self, name: str) -> float:
         return float(sum(getattr(d, name) for d in self.days))
@@ -175,6 +181,8 @@ class RunResult:
             budget_spent=self.budget_spent,
             overspend=self.overspend,
             violations_by_kind=self.violations_by_kind,
+            pacing=self.pacing,
+            lp_bound=self.lp_bound,
         )
         return totals
 
@@ -304,6 +312,7 @@ class Answer:
     chosen: tuple[str, ...]
     allowed: tuple[str, ...]
     cell: str | None = None
+    budget_blocked: tuple[str, ...] = ()
 
 
 class EngineClient(Protocol):
@@ -324,7 +333,13 @@ def _answer(decision: Decision) -> Answer:
         tuple(o.offer_id for o in decision.offers),
         tuple(o for o, logged in decision.explanation.items() if not isinstance(logged, str)),
         decision.cell,
+        tuple(o for o, logged in decision.explanation.items() if _budget_reason(logged)),
     )
+
+
+def _budget_reason(logged: object) -> bool:
+    """The offer was eligible but its budget stopped it (spent, paced, today's limit)."""
+    return isinstance(logged, str) and logged.startswith("BUDGET_")
 
 
 class InProcessClient:
@@ -425,6 +440,7 @@ class HttpClient:
             tuple(o["offer_id"] for o in body["offers"]),
             tuple(c["offer_id"] for c in body["candidates"] if c["reason"] is None),
             body["cell"],
+            tuple(c["offer_id"] for c in body["candidates"] if _budget_reason(c["reason"])),
         )
 
     def send_events(self, events: Sequence[Event], now: datetime) -> None:
@@ -471,13 +487,14 @@ def open_engine(
     policy: str,
     url: str,
     attribution_window: timedelta = timedelta(hours=DEFAULT_ATTRIBUTION_HOURS),
+    pacing: Pacing = "even",
 ) -> ClockedEngine:
     """A migrated engine for one run, with the scenario's catalogue, budget and caps loaded."""
     settings = Settings(
         database_url=url,
         seed=spec.seed,
         default_policy="beta-bernoulli" if policy == RANDOM else policy,
-        epsilon={RANDOM: 1.0, SEGMENT_RULES: 0.0}.get(policy, ENGINE_EPSILON),
+        epsilon={RANDOM: 1.0, SEGMENT_RULES: 0.0, ORACLE: 0.0}.get(policy, ENGINE_EPSILON),
         refresh_seconds=60.0,
         embedded_learner=False,
         attribution_window_hours=attribution_window / timedelta(hours=1),
@@ -504,7 +521,7 @@ def open_engine(
                 spec.budget,
                 flight_start=START,
                 flight_end=START + spec.days * DAY,
-                pacing="even",
+                pacing=pacing,
             )
             put_budget(connection, budget, START)
         put_contact_policy(connection, scenario.contact_policy, START)
@@ -525,6 +542,7 @@ def run_policy(
     policy: str,
     progress: ProgressCallback | None = None,
     folder: Path | None = None,
+    pacing: Pacing = "even",
 ) -> RunResult:
     """Simulate ``spec.days`` days of ``policy`` on a fresh SQLite file; see the module doc.
 
@@ -538,6 +556,8 @@ def run_policy(
         Called with 1 after each simulated day.
     folder : Path, optional
         Where the temporary SQLite file goes (default: the system's temp folder).
+    pacing : str
+        The budget's pacing (``even``, ``asap`` or ``dual``).
 
     Returns
     -------
@@ -547,10 +567,12 @@ def run_policy(
     """
     started = monotonic.perf_counter()
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        engine = open_engine(spec, policy, f"sqlite:///{Path(tmp) / 'simulation.db'}")
+        url = f"sqlite:///{Path(tmp) / 'simulation.db'}"
+        engine = open_engine(spec, policy, url, pacing=pacing)
         client: EngineClient = HttpClient(engine) if spec.http else InProcessClient(engine)
         try:
             result = _simulate(spec, policy, engine, client, progress)
+            result.pacing = pacing
         finally:
             client.close()
             engine.db.dispose()
@@ -570,9 +592,17 @@ def _simulate(
     world = World(population, catalog, seed=spec.seed, drift=spec.scenario.drifts(spec.days))
     learner = (
         Learner(engine, engine.settings.default_policy, default_reward=REWARD)
-        if policy not in (RANDOM, SEGMENT_RULES)
+        if policy not in (RANDOM, SEGMENT_RULES, ORACLE)
         else None
     )
+    truth = TruthPolicy(world) if policy == ORACLE else None
+    if truth is not None:
+        engine.policies = FixedPolicies(truth)  # type: ignore[assignment]
+    # Every (visit, offer) the rules or only the budget allowed, with its true worth and cost:
+    # the fluid LP's columns.
+    lp_visit: list[int] = []
+    lp_worth: list[float] = []
+    lp_cost: list[float] = []
     audit = CapAudit(spec.scenario.contact_policy)
     offer_index = {o.offer_id: k for k, o in enumerate(catalog.offers)}
     values = np.array([o.value for o in catalog.offers])
@@ -588,19 +618,23 @@ def _simulate(
     pending: dict[int, list[Event]] = defaultdict(list)  # day -> conversion events
     days: list[DayMetrics] = []
     decide_ms: list[float] = []
+    seen = 0  # visits of the days before
     for day in range(spec.days):
         metrics = DayMetrics(day=day)
         visits = draw_visits(spec, population, day)
         metrics.visits = len(visits.times)
+        if truth is not None:
+            truth.day = day
         answers: list[Answer] = []
         for customer, channel, at in zip(
             visits.customers, visits.channels, visits.times, strict=True
         ):
             i = int(customer)
+            context = population.attributes(i)
+            if truth is not None:
+                context.update(customer_index=i, channel=channel)
             t0 = monotonic.perf_counter()
-            answer = client.decide(
-                population.customer_key(i), channel, population.attributes(i), at
-            )
+            answer = client.decide(population.customer_key(i), channel, context, at)
             decide_ms.append((monotonic.perf_counter() - t0) * 1000.0)
             answers.append(answer)
             zone = population.spec.timezones[population.timezone[i]]
@@ -611,8 +645,11 @@ def _simulate(
         for channel in spec.scenario.channels:
             rows = [k for k, c in enumerate(visits.channels) if c == channel]
             # The oracle: the true incremental value of every allowed offer, state before the day.
-            pair_visit = [k for k in rows for _ in answers[k].allowed]
-            pair_offer = [offer_index[o] for k in rows for o in answers[k].allowed]
+            pair_visit = [k for k in rows for _ in answers[k].allowed + answers[k].budget_blocked]
+            pair_offer = [
+                offer_index[o] for k in rows for o in answers[k].allowed + answers[k].budget_blocked
+            ]
+            allowed = {(k, offer_index[o]) for k in rows for o in answers[k].allowed}
             by_pair: dict[tuple[int, int], tuple[float, float]] = {}
             if pair_visit:
                 customers = visits.customers[pair_visit]
@@ -622,7 +659,11 @@ def _simulate(
                 best: dict[int, tuple[float, float]] = {}
                 for k, o, u, w in zip(pair_visit, pair_offer, uplift, worth, strict=True):
                     by_pair[(k, o)] = (float(u), float(w))
-                    if k not in best or w > best[k][1]:
+                    if w > 0:
+                        lp_visit.append(seen + k)
+                        lp_worth.append(float(w))
+                        lp_cost.append(float(costs[channel][o]))
+                    if (k, o) in allowed and (k not in best or w > best[k][1]):
                         best[k] = (float(u), float(w))
                 for u, w in best.values():
                     metrics.oracle_value += w
@@ -653,6 +694,11 @@ def _simulate(
         if learner is not None:
             learner.run_once(now=day_end)
             engine.policies.invalidate()
+        with unit_of_work(engine.db) as connection:  # the periodic job's price step
+            update_prices(
+                connection, engine.catalog.current().budgets.values(), START + (day + 1) * DAY
+            )
+        seen += len(visits.times)
         metrics.budget_spent = budget_spent(engine)
         days.append(metrics)
         if progress is not None:
@@ -667,7 +713,38 @@ def _simulate(
         overspend=max(0.0, spent - spec.budget) if spec.budget is not None else 0.0,
         violations_by_kind=dict(audit.violations),
         decide_ms=decide_ms,
+        lp_bound=(
+            None
+            if spec.budget is None
+            else fluid_bound(np.array(lp_visit), np.array(lp_worth), np.array(lp_cost), spec.budget)
+        ),
     )
+
+
+def fluid_bound(visit: np.ndarray, worth: np.ndarray, cost: np.ndarray, budget: float) -> float:
+    """The fluid LP's optimum: most value any pacing could capture from these visits.
+
+    ``max sum x_j worth_j`` subject to ``sum x_j cost_j <= budget`` and, per visit, ``sum x_j
+    <= 1`` over its offers, ``x >= 0``. By LP duality it equals ``min over lambda >= 0`` of
+    ``lambda budget + sum_visits max(0, max_j (worth_j - lambda cost_j))``, a convex function of
+    one variable whose kinks lie at the ratios ``worth / cost`` and at the crossings of two
+    offers of one visit; a bounded scalar search finds it to 1e-9 relative.
+    """
+    if visit.size == 0:
+        return 0.0
+    order = np.argsort(visit, kind="stable")
+    visit, worth, cost = visit[order], worth[order], cost[order]
+    starts = np.flatnonzero(np.r_[True, visit[1:] != visit[:-1]])
+
+    def dual(price: float) -> float:
+        best = np.maximum.reduceat(worth - price * cost, starts)
+        return float(price * budget + np.maximum(best, 0.0).sum())
+
+    top = float(np.max(worth / cost))
+    found = optimize.minimize_scalar(
+        dual, bounds=(0.0, top), method="bounded", options={"xatol": top * 1e-12}
+    )
+    return min(dual(0.0), float(found.fun))
 
 
 def _events(
@@ -719,17 +796,18 @@ class SimulationResult:
     seconds: float
 
 
-def _run_in_worker(spec: SimulationSpec, policy: str, updates: Any) -> RunResult:
+def _run_in_worker(spec: SimulationSpec, policy: str, pacing: Pacing, updates: Any) -> RunResult:
     def report(days: int) -> None:
         updates.put(days)
 
-    return run_policy(spec, policy, report)
+    return run_policy(spec, policy, report, pacing=pacing)
 
 
 def run_simulation(
     spec: SimulationSpec, workers: int = 1, progress: ProgressCallback | None = None
 ) -> SimulationResult:
-    """Run every policy of ``spec``; results in the order of ``spec.policies``.
+    """Run every policy of ``spec`` under each of its scenario's pacings; results in the order
+    of ``spec.policies``, then of the pacings.
 
     Parameters
     ----------
@@ -741,15 +819,18 @@ def run_simulation(
         Called with the number of simulated days just finished (across all runs).
     """
     started = monotonic.perf_counter()
-    workers = max(1, min(workers, len(spec.policies)))
+    plan = [(p, pacing) for p in spec.policies for pacing in spec.scenario.pacings]
+    workers = max(1, min(workers, len(plan)))
     if workers == 1:
-        runs = [run_policy(spec, p, progress) for p in spec.policies]
+        runs = [run_policy(spec, p, progress, pacing=pacing) for p, pacing in plan]
     else:
         context = multiprocessing.get_context("spawn")
         with context.Manager() as manager:
             updates = manager.Queue()
             with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                futures = [pool.submit(_run_in_worker, spec, p, updates) for p in spec.policies]
+                futures = [
+                    pool.submit(_run_in_worker, spec, p, pacing, updates) for p, pacing in plan
+                ]
                 while not all(f.done() for f in futures):
                     try:
                         advanced = updates.get(timeout=0.2)
@@ -789,7 +870,11 @@ def format_table(result: SimulationResult) -> str:
         "their value; incr. conv = expected incremental conversions, sum (p1 - p0)",
     ]
     if spec.budget is not None:
-        lines.append(f"budget EUR {spec.budget:,.2f} for the catalogue, paced evenly")
+        lines.append(
+            f"budget EUR {spec.budget:,.2f} for the catalogue; pacing asap = greedy until spent, "
+            "even = never ahead of the flight's share + 5 %, dual = dual prices; LP bound = the "
+            "fluid LP's optimum over the visits' offers (true worth), of LP = value / LP bound"
+        )
     drift_day = None
     if scenario.drift_offer is not None:
         drift_day = scenario.drifts(spec.days)[0].day
@@ -815,6 +900,9 @@ def format_table(result: SimulationResult) -> str:
     ]
     if drift_day is not None:
         columns[9:9] = [("share pre", 9), ("share post", 10)]
+    if spec.budget is not None:
+        columns[1:1] = [("pacing", 6)]
+        columns += [("LP bound", 11), ("of LP", 7)]
     header = " ".join(
         f"{name:>{width}}" if i else f"{name:<{width}}" for i, (name, width) in enumerate(columns)
     )
@@ -840,6 +928,13 @@ def format_table(result: SimulationResult) -> str:
             cells[9:9] = [
                 f"{run.share_between(0, drift_day):.1%}",
                 f"{run.share_between(drift_day, spec.days):.1%}",
+            ]
+        if spec.budget is not None:
+            bound = run.lp_bound or 0.0
+            cells[1:1] = [run.pacing]
+            cells += [
+                _money(bound),
+                f"{run.total('value') / bound:.1%}" if bound > 0 else "-",
             ]
         lines.append(
             " ".join(

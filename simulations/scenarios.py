@@ -31,15 +31,19 @@ from dataclasses import dataclass, field, replace
 from datetime import time
 from typing import Any, Final, Literal
 
+import numpy as np
+
 from bandits import Actions, Context, Policy, available_policies
 from bandits.base import Payoff, check_feedback, with_payoff
-from decisioning.domain import ChannelCaps, ContactPolicy, QuietHours
+from decisioning.domain import ChannelCaps, ContactPolicy, Pacing, QuietHours
 from simulations.catalog import DEFAULT_CATALOG, Catalog, OfferSpec
-from simulations.world import Drift
+from simulations.world import Drift, World
 
 RANDOM: Final = "random"
 SEGMENT_RULES: Final = "segment-rules"
 BASELINES: Final[tuple[str, ...]] = (RANDOM, SEGMENT_RULES)
+ORACLE: Final = "oracle"
+"""Scores with the simulator's true uplift: isolates what pacing does from what learning does."""
 #: Longest simulation, days: the simulated calendar starts on 2025-01-06 and must stay in the
 #: past so that the HTTP API accepts its events.
 MAX_DAYS: Final = 365
@@ -80,8 +84,11 @@ class Scenario:
     study, holdout_share
         ``"aa"`` or ``"holdout"`` for the experiment studies (one visit per customer, read back
         through the report), with the bank holdout's share; None for the policy runs.
-    policies : "all" or "default"
-        Default policies: every registered policy and both baselines, or the engine's default.
+    policies : "all", "default" or "oracle"
+        Default policies: every registered policy and both baselines, the engine's default, or
+        the scorer that knows the true uplift (``ORACLE``).
+    pacings : tuple of str
+        The budget's pacing in each run; several pacings run every policy once per pacing.
     default_customers, default_days : int
     """
 
@@ -96,7 +103,8 @@ class Scenario:
     drift_offer: str | None = None
     drift_at: float = 0.5
     drift_shift: float = 0.0
-    policies: Literal["all", "default"] = "all"
+    policies: Literal["all", "default", "oracle"] = "all"
+    pacings: tuple[Pacing, ...] = ("even",)
     default_customers: int = 20_000
     default_days: int = 30
     study: Literal["aa", "holdout"] | None = None
@@ -149,7 +157,7 @@ SCENARIOS: Final[dict[str, Scenario]] = {
         ),
         Scenario(
             name="tight-budget",
-            summary="outbound SMS under one evenly paced money budget for the catalogue",
+            summary="outbound SMS under one tight money budget: greedy, even and dual pacing",
             channels=("sms",),
             visit_rate=0.05,
             max_visits_per_day=1_000,
@@ -158,6 +166,8 @@ SCENARIOS: Final[dict[str, Scenario]] = {
                 refusal_cooldown_days=30,
             ),
             budget_share=0.4,
+            policies="oracle",
+            pacings=("asap", "even", "dual"),
         ),
         Scenario(
             name="cap-pressure",
@@ -237,6 +247,11 @@ def known_policies() -> list[str]:
     return [*available_policies(), *BASELINES]
 
 
+def runnable_policies() -> list[str]:
+    """What ``--policy`` accepts: the known policies and the true-uplift scorer."""
+    return [*known_policies(), ORACLE]
+
+
 def resolve_policies(
     scenario: Scenario, requested: Sequence[str] | None, default_policy: str
 ) -> list[str]:
@@ -246,17 +261,18 @@ def resolve_policies(
     """
     known = known_policies()
     if not requested:
-        return known if scenario.policies == "all" else [default_policy]
+        return {"all": known, "default": [default_policy], "oracle": [ORACLE]}[scenario.policies]
     names: list[str] = []
     for item in requested:
         for name in (n.strip() for n in item.split(",")):
             if name == "all":
                 names.extend(known)
-            elif name in known:
+            elif name in runnable_policies():
                 names.append(name)
             else:
+                choices = ", ".join(runnable_policies())
                 raise SimulationInputError(
-                    "--policy", f"unknown policy {name!r}; choose from {', '.join(known)} or all"
+                    "--policy", f"unknown policy {name!r}; choose from {choices} or all"
                 )
     return list(dict.fromkeys(names))
 
@@ -329,12 +345,55 @@ SEGMENT_PLAN: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
-class SegmentRulesPolicy(Policy):
+class FixedRankingPolicy(Policy):
+    """A policy that never learns and always makes its best-scored offer (no exploration)."""
+
+    def predict_proba_one(
+        self, context: Context, actions: Actions, payoff: Payoff | None = None
+    ) -> dict[str, float]:
+        scores = with_payoff(self.score_one(context, actions), payoff)
+        if not scores:
+            return {}
+        best = max(scores, key=scores.__getitem__)
+        return {a: 1.0 if a == best else 0.0 for a in scores}
+
+    def learn_one(
+        self, context: Context, actions: Actions, chosen: str, reward: float, propensity: float
+    ) -> None:
+        check_feedback(reward, propensity)
+
+
+class TruthPolicy(FixedRankingPolicy):
+    """Scores each offer with its true uplift ``p1 - p0`` for the visiting customer, read from
+    the world (``customer_index`` and ``channel`` travel in the context; ``day`` is set by the
+    runner), so the engine's priority ``uplift x value - cost`` is the oracle's worth."""
+
+    name = ORACLE
+
+    def __init__(self, world: World) -> None:
+        super().__init__()
+        self.world = world
+        self.day = 0
+
+    def score_one(self, context: Context, actions: Actions) -> dict[str, float]:
+        names = list(actions)
+        if not names:
+            return {}
+        index = context.get("customer_index")
+        if not isinstance(index, int):
+            raise ValueError("the true-uplift scorer needs the customer_index in the context")
+        customer = np.full(len(names), index)
+        uplift = self.world.uplift(customer, names, str(context["channel"]), day=self.day)
+        return {a: float(u) for a, u in zip(names, uplift, strict=True)}
+
+
+class SegmentRulesPolicy(FixedRankingPolicy):
     """The "one offer per segment" practice as a fixed policy (it never learns).
 
     ``score_one`` gives the ``j``-th offer of the segment's list (of ``n``) the score
     ``(n - j) / value`` and every other offer 0, so the engine's priority
-    ``score x value - cost`` ranks the list in its order ahead of everything else.
+    ``score x value - cost`` ranks the list in its order ahead of everything else, and the
+    policy makes the plan's first allowed offer.
     """
 
     name = SEGMENT_RULES
@@ -363,22 +422,6 @@ class SegmentRulesPolicy(Policy):
             value = float(value) if isinstance(value, int | float) and value > 0 else 1.0
             scores[action] = (n - ranked.index(action)) / value if action in ranked else 0.0
         return scores
-
-    def predict_proba_one(
-        self, context: Context, actions: Actions, payoff: Payoff | None = None
-    ) -> dict[str, float]:
-        """The plan's first allowed offer: with the engine's payoff ``value x weight - cost``
-        the scores ``(n - j) / value`` rank the plan in its order (see the class)."""
-        scores = with_payoff(self.score_one(context, actions), payoff)
-        if not scores:
-            return {}
-        best = max(scores, key=scores.__getitem__)
-        return {a: 1.0 if a == best else 0.0 for a in scores}
-
-    def learn_one(
-        self, context: Context, actions: Actions, chosen: str, reward: float, propensity: float
-    ) -> None:
-        check_feedback(reward, propensity)
 
 
 @dataclass(frozen=True, slots=True)

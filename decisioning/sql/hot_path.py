@@ -115,7 +115,7 @@ SELECT offer_id, CAST(NULL AS VARCHAR), until FROM cooldowns
 WHERE customer_id = :customer_id AND until > :now
 """
 BUDGET_STATES = """
-SELECT budget_id, amount_units, daily_limit_units, spent_units, day, day_spent_units
+SELECT budget_id, amount_units, daily_limit_units, spent_units, day, day_spent_units, price
 FROM budgets WHERE budget_id IN ({placeholders})
 """
 SPENT_TODAY = "(CASE WHEN day = :today THEN day_spent_units ELSE 0 END)"
@@ -148,8 +148,8 @@ VALUES (:decision_id, :created_at, :customer_id, :channel, :placement, :policy_n
 
 RECORD_EXPOSURE = """
 INSERT INTO exposures (experiment_id, unit_id, cell, first_exposed_at, covariate, conversion,
-    value, accepts, clicks, contacts)
-VALUES (:experiment_id, :unit_id, :cell, :now, :covariate, 0, 0, 0, 0, 0)
+    value, accepts, clicks, contacts, segments)
+VALUES (:experiment_id, :unit_id, :cell, :now, :covariate, 0, 0, 0, 0, 0, :segments)
 ON CONFLICT (experiment_id, unit_id) DO NOTHING
 """
 EXPOSED = "SELECT 1 FROM exposures WHERE experiment_id = :experiment_id AND unit_id = :unit_id"
@@ -158,30 +158,46 @@ PRE_EXPOSURE_VALUE = """
 SELECT COALESCE(SUM(value_units), 0) FROM events
 WHERE customer_id = :unit_id AND type = 'convert' AND occurred_at >= :since AND occurred_at < :now
 """
+# One row per (metric, segment) of the unit, in one statement: ``{rows}`` repeats ROW_OF_UNIT.
 ADD_UNIT = """
-INSERT INTO cell_stats (experiment_id, cell, metric, n, sum, sum_squares, sum_x, sum_x2, sum_xy)
-VALUES (:experiment_id, :cell, :metric, 1, 0, 0, :x, :x2, 0)
-ON CONFLICT (experiment_id, cell, metric) DO UPDATE SET
+INSERT INTO cell_stats (experiment_id, cell, metric, segment, n, sum, sum_squares, sum_x, sum_x2,
+    sum_xy)
+VALUES {rows}
+ON CONFLICT (experiment_id, cell, metric, segment) DO UPDATE SET
     n = cell_stats.n + 1, sum_x = cell_stats.sum_x + :x, sum_x2 = cell_stats.sum_x2 + :x2
 """
+ROW_OF_UNIT = "(:experiment_id, :cell, :metric{m}, :segment{s}, 1, 0, 0, :x, :x2, 0)"
 # The metric column name comes from the closed set METRICS, never from input.
 ADD_TO_METRIC = """
 UPDATE exposures SET {metric} = {metric} + :increment
 WHERE experiment_id = :experiment_id AND unit_id = :unit_id AND first_exposed_at >= :earliest
-RETURNING {metric}, covariate, cell
+RETURNING {metric}, covariate, cell, segments
 """
 CONVERT_UNIT = """
 UPDATE exposures SET conversion = 1
 WHERE experiment_id = :experiment_id AND unit_id = :unit_id AND first_exposed_at >= :earliest
     AND conversion = 0
-RETURNING conversion, covariate, cell
+RETURNING conversion, covariate, cell, segments
 """
+# ``{segments}`` lists :segment0, :segment1, ...: the overall row ('') and the unit's segments.
 ADD_TO_STATS = """
 UPDATE cell_stats SET sum = sum + :d, sum_squares = sum_squares + :d_squares,
     sum_xy = sum_xy + :d_xy
 WHERE experiment_id = :experiment_id AND cell = :cell AND metric = :metric
+    AND segment IN ({segments})
 """
 METRICS = ("conversion", "value", "accepts", "clicks", "contacts")
+
+
+@lru_cache(maxsize=16)
+def _add_unit_statement(segments: int) -> str:
+    rows = (ROW_OF_UNIT.format(m=m, s=s) for s in range(segments) for m in range(len(METRICS)))
+    return ADD_UNIT.format(rows=", ".join(rows))
+
+
+@lru_cache(maxsize=16)
+def _add_to_stats_statement(segments: int) -> str:
+    return ADD_TO_STATS.format(segments=", ".join(f":segment{s}" for s in range(segments)))
 
 
 class HotPath:
@@ -265,12 +281,19 @@ class HotPath:
         return {experiment_id: cell for experiment_id, cell in rows}
 
     def record_exposure(
-        self, experiment_id: str, unit_id: str, cell: str, now: datetime, covariate_days: int
+        self,
+        experiment_id: str,
+        unit_id: str,
+        cell: str,
+        now: datetime,
+        covariate_days: int,
+        segments: Sequence[str] = (),
     ) -> bool:
         """Record the unit's first exposure; returns False when it was exposed before.
 
         The covariate is the unit's converted value in the ``covariate_days`` before exposure
-        (for CUPED). A new unit adds 1 to ``n`` of every metric of its cell.
+        (for CUPED). A new unit adds 1 to ``n`` of every metric of its cell, overall and in each
+        of its ``segments`` (``attribute=value``), which its later outcomes move as well.
         """
         d = self._dialect
         unit = {"experiment_id": experiment_id, "unit_id": unit_id}
@@ -293,21 +316,21 @@ class HotPath:
                 "cell": cell,
                 "now": d.time(now),
                 "covariate": covariate,
+                "segments": orjson.dumps(list(segments)).decode(),
             },
         ).rowcount
         if inserted != 1:
             return False
-        for metric in METRICS:
-            self._execute(
-                ADD_UNIT,
-                {
-                    "experiment_id": experiment_id,
-                    "cell": cell,
-                    "metric": metric,
-                    "x": covariate,
-                    "x2": covariate * covariate,
-                },
-            )
+        keys = ["", *segments]
+        parameters: dict[str, Any] = {
+            "experiment_id": experiment_id,
+            "cell": cell,
+            "x": covariate,
+            "x2": covariate * covariate,
+        }
+        parameters.update({f"metric{m}": metric for m, metric in enumerate(METRICS)})
+        parameters.update({f"segment{s}": key for s, key in enumerate(keys)})
+        self._execute(_add_unit_statement(len(keys)), parameters)
         return True
 
     def add_to_metric(
@@ -329,11 +352,12 @@ class HotPath:
         rows = self._execute(statement, parameters).fetchall()
         if not rows:
             return
-        new, covariate, cell = rows[0]
+        new, covariate, cell, segments = rows[0]
         change = new if metric == "conversion" else increment
         old = new - change
+        keys = ["", *self._dialect.read_json(segments)]
         self._execute(
-            ADD_TO_STATS,
+            _add_to_stats_statement(len(keys)),
             {
                 "experiment_id": experiment_id,
                 "cell": cell,
@@ -341,5 +365,6 @@ class HotPath:
                 "d": change,
                 "d_squares": new * new - old * old,
                 "d_xy": covariate * change,
+                **{f"segment{s}": key for s, key in enumerate(keys)},
             },
         )

@@ -160,6 +160,7 @@ class BudgetState:
     spent_units: int
     day: str
     day_spent_units: int
+    price: float | None = None
 
 
 _BUDGET_STATE_COLUMNS = (
@@ -169,6 +170,7 @@ _BUDGET_STATE_COLUMNS = (
     budgets.c.spent_units,
     budgets.c.day,
     budgets.c.day_spent_units,
+    budgets.c.price,
 )
 
 
@@ -178,6 +180,28 @@ def budget_states(connection: Connection, budget_id: str | None = None) -> dict[
     if budget_id is not None:
         statement = statement.where(budgets.c.budget_id == budget_id)
     return {row[0]: BudgetState(*row) for row in connection.execute(statement)}
+
+
+def budget_price(connection: Connection, budget_id: str) -> Any:
+    """(price, start of its step, spend then, spend now) of one budget, or None."""
+    return connection.execute(
+        select(
+            budgets.c.price,
+            budgets.c.price_updated_at,
+            budgets.c.price_spent_units,
+            budgets.c.spent_units,
+        ).where(budgets.c.budget_id == budget_id)
+    ).first()
+
+
+def set_budget_price(
+    connection: Connection, budget_id: str, price: float, now: datetime, spent_units: int
+) -> None:
+    connection.execute(
+        update(budgets)
+        .where(budgets.c.budget_id == budget_id)
+        .values(price=price, price_updated_at=now, price_spent_units=spent_units)
+    )
 
 
 # --- customers and contacts ----------------------------------------------------------------------
@@ -319,11 +343,27 @@ def decisions_between(
 
 
 def cell_statistics(connection: Connection, experiment_id: str) -> list[Any]:
+    """The experiment's statistics over all its units, per cell and metric."""
+    return list(
+        connection.execute(
+            select(*(c for c in cell_stats.c if c.name != "segment"))
+            .where(cell_stats.c.experiment_id == experiment_id, cell_stats.c.segment == "")
+            .order_by(cell_stats.c.cell, cell_stats.c.metric)
+        )
+    )
+
+
+def segment_statistics(connection: Connection, experiment_id: str, metric: str) -> list[Any]:
+    """The experiment's statistics of ``metric`` per segment and cell."""
     return list(
         connection.execute(
             select(cell_stats)
-            .where(cell_stats.c.experiment_id == experiment_id)
-            .order_by(cell_stats.c.cell, cell_stats.c.metric)
+            .where(
+                cell_stats.c.experiment_id == experiment_id,
+                cell_stats.c.metric == metric,
+                cell_stats.c.segment != "",
+            )
+            .order_by(cell_stats.c.segment, cell_stats.c.cell)
         )
     )
 

@@ -59,6 +59,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 Document: Any = JSON().with_variant(JSONB(), "postgresql")
 ID = 64
+SEGMENT = 2 * ID + 1  # attribute=value
 
 metadata = MetaData(
     naming_convention={
@@ -104,6 +105,9 @@ budgets = Table(
     Column("day", String(10), nullable=False, default=""),
     Column("day_spent_units", BigInteger, nullable=False, default=0),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("price", Float, comment="dual price per unit of charge (dual pacing); null: unset"),
+    Column("price_updated_at", UTCDateTime, comment="start of the price's current step"),
+    Column("price_spent_units", BigInteger, comment="spend at the start of that step"),
 )
 
 contact_policy = Table(
@@ -239,6 +243,13 @@ exposures = Table(
     Column("accepts", Float, nullable=False, default=0.0),
     Column("clicks", Float, nullable=False, default=0.0),
     Column("contacts", Float, nullable=False, default=0.0),
+    Column(
+        "segments",
+        Document,
+        nullable=False,
+        default=list,
+        comment='its segments at first exposure, e.g. ["lifecycle=mature"]',
+    ),
     Index(None, "unit_id"),
     comment="One row per unit and experiment: its cell, first exposure and metric values.",
 )
@@ -249,6 +260,14 @@ cell_stats = Table(
     Column("experiment_id", String(ID), primary_key=True),
     Column("cell", String(ID), primary_key=True),
     Column("metric", String(16), primary_key=True),
+    Column(
+        "segment",
+        String(SEGMENT),
+        primary_key=True,
+        default="",
+        server_default="",
+        comment="'' for all units, else attribute=value: the units of one segment",
+    ),
     Column("n", BigInteger, nullable=False, default=0),
     Column("sum", Float, nullable=False, default=0.0),
     Column("sum_squares", Float, nullable=False, default=0.0),

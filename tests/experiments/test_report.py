@@ -80,3 +80,22 @@ def test_recommendation() -> None:
         "conversion", same, "control", alpha=0.05, planned_n_per_cell=20000, use_cuped=False
     )
     assert recommend(flat, chi_square_srm([20000, 20000], [1, 1]), 0.05)[0] == "keep running"
+
+
+def test_a_segment_without_control_units_carries_empty_cell() -> None:
+    from experiments.report import analyse_segments
+
+    full = RegressionStats.from_values([0.0] * 50, [1.0] * 20 + [0.0] * 30)
+    empty = RegressionStats(0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    [kept, missing] = analyse_segments(
+        "conversion",
+        {"group=a": {"c": full, "t": full}, "group=b": {"c": empty, "t": full}},
+        "c",
+        alpha=0.05,
+        planned_n_per_cell=1000,
+        use_cuped=True,
+    )
+    assert (kept.segment, kept.comparison.error) == ("group=a", None)
+    assert kept.comparison.adjusted_p_value == pytest.approx(kept.comparison.sequential_p_value)
+    assert (missing.segment, missing.comparison.error) == ("group=b", "EMPTY_CELL")
+    assert missing.comparison.adjusted_p_value is None

@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from scipy import optimize
 
 from bandits import available_policies
 from decisioning.domain import ChannelCaps, ContactPolicy, QuietHours
@@ -18,6 +20,7 @@ from simulations.runner import (
     CapAudit,
     SimulationResult,
     draw_visits,
+    fluid_bound,
     format_table,
     run_simulation,
 )
@@ -92,6 +95,11 @@ def test_tight_budget_is_spent_up_to_and_never_beyond_the_budget() -> None:
     result = run_simulation(spec("tight-budget", policies=["beta-bernoulli", "segment-rules"]))
     budget = result.spec.budget
     assert budget is not None
+    assert [(r.policy, r.pacing) for r in result.runs] == [
+        (policy, pacing)
+        for policy in ("beta-bernoulli", "segment-rules")
+        for pacing in ("asap", "even", "dual")
+    ]
     for run in result.runs:
         assert run.overspend == 0.0
         assert run.budget_spent <= budget
@@ -99,9 +107,46 @@ def test_tight_budget_is_spent_up_to_and_never_beyond_the_budget() -> None:
         assert run.cap_violations == 0
         spent_by_day = [d.budget_spent for d in run.days]
         assert spent_by_day == sorted(spent_by_day)
-        # Even pacing: by the end of day d at most (d + 1) / days of it, plus the 5 % slack.
-        for d, spent in enumerate(spent_by_day):
-            assert spent <= budget * ((d + 1) / len(spent_by_day) + 0.05) + 1e-6
+        if run.pacing == "even":  # by the end of day d at most (d + 1) / days, plus 5 % slack
+            for d, spent in enumerate(spent_by_day):
+                assert spent <= budget * ((d + 1) / len(spent_by_day) + 0.05) + 1e-6
+        assert run.lp_bound is not None and run.total("value") <= run.lp_bound + 1e-6
+
+
+@pytest.mark.slow
+def test_dual_prices_capture_most_of_the_fluid_bound_and_spend_the_budget() -> None:
+    """Issue 6's acceptance at the scenario's default size: with the true-uplift scorer, dual
+    pacing captures >= 90 % of the fluid LP bound and spends 95-100 % of the budget; greedy and
+    even pacing, in the same run, capture less."""
+    sizes = {"customers": None, "days": None, "visits_per_day": None}
+    result = run_simulation(spec("tight-budget", seed=1, **sizes))
+    runs = {r.pacing: r for r in result.runs}
+    budget = result.spec.budget
+    assert budget is not None and set(runs) == {"asap", "even", "dual"}
+    dual = runs["dual"]
+    assert dual.lp_bound is not None
+    assert dual.total("value") >= 0.9 * dual.lp_bound
+    assert 0.95 * budget <= dual.budget_spent <= budget and dual.overspend == 0.0
+    for other in (runs["asap"], runs["even"]):
+        assert other.total("value") < dual.total("value")
+        assert other.overspend == 0.0
+
+
+def test_fluid_bound_is_the_linear_programs_optimum() -> None:
+    rng = np.random.default_rng(3)
+    visit = rng.integers(0, 40, 120)
+    worth = rng.exponential(2.0, 120)
+    cost = rng.uniform(0.1, 1.0, 120)
+    budget = 6.0
+    # The LP itself: max worth.x, cost.x <= budget, per visit sum x <= 1, 0 <= x.
+    visits = np.unique(visit)
+    rows = np.vstack([cost, *[(visit == v).astype(float) for v in visits]])
+    bounds = np.r_[budget, np.ones(visits.size)]
+    solved = optimize.linprog(-worth, A_ub=rows, b_ub=bounds, bounds=(0, None), method="highs")
+    assert fluid_bound(visit, worth, cost, budget) == pytest.approx(-solved.fun, rel=1e-7)
+    # A budget that buys everything: each visit's best offer.
+    everything = sum(worth[visit == v].max() for v in visits)
+    assert fluid_bound(visit, worth, cost, 1e6) == pytest.approx(everything)
 
 
 def test_cap_pressure_blocks_visits_without_a_single_violation() -> None:
