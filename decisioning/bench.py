@@ -385,7 +385,9 @@ def bench_report(exposures: int) -> list[Row]:
             connection.execute(
                 text(
                     "WITH RECURSIVE units(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM units "
-                    "WHERE i + 1 < :n) INSERT INTO exposures SELECT 'big', 'u' || i, "
+                    "WHERE i + 1 < :n) INSERT INTO exposures (experiment_id, unit_id, cell, "
+                    "first_exposed_at, covariate, conversion, value, accepts, clicks, contacts, "
+                    "segments) SELECT 'big', 'u' || i, "
                     "CHAR(97 + i % 3), '2026-01-01 00:00:00.000000', (i % 97) * 1.0, "
                     "CASE WHEN abs(random()) % 100 < 10 + i % 3 THEN 1.0 ELSE 0.0 END, "
                     "(abs(random()) % 1000) / 10.0, 0, 0, 1, "
@@ -396,7 +398,9 @@ def bench_report(exposures: int) -> list[Row]:
             for metric, segment in itertools.product(METRICS, ("''", "segments ->> '$[0]'")):
                 connection.execute(
                     text(
-                        f"INSERT INTO cell_stats SELECT experiment_id, cell, '{metric}', "
+                        "INSERT INTO cell_stats (experiment_id, cell, metric, segment, n, sum, "
+                        "sum_squares, sum_x, sum_x2, sum_xy) "
+                        f"SELECT experiment_id, cell, '{metric}', "
                         f"{segment}, COUNT(*), SUM({metric}), SUM({metric} * {metric}), "
                         f"SUM(covariate), SUM(covariate * covariate), SUM(covariate * {metric}) "
                         "FROM exposures GROUP BY 1, 2, 3, 4"
