@@ -4,6 +4,9 @@
 and the report ``holdout:bank`` estimates the campaign's uplift over the holdout.
 ``aa-test``: an A/A experiment (two identical cells of the default policy) read back the same way;
 every difference it finds is a false positive.
+``policy-experiment``: two cells running two policies on one placement with ``promote = "auto"``;
+the run ends when the engine promotes a cell, and the truth says whether it was the cell with the
+higher true incremental value per unit.
 
 Each customer visits at most once in a run (its first visit is its first exposure), so a unit's
 outcome is settled by one decision. The world draws, for every exposed customer and every offer,
@@ -38,7 +41,7 @@ import numpy as np
 from decisioning.catalog import put_experiment, put_holdout
 from decisioning.domain import Event
 from decisioning.engine import DecisionEngine
-from decisioning.learning import Learner
+from decisioning.learning import run_periodic_jobs
 from decisioning.reports import experiment_report
 from decisioning.sql.session import unit_of_work
 from experiments.design import Cell, Experiment, Holdout
@@ -58,6 +61,9 @@ from simulations.scenarios import SimulationSpec
 from simulations.world import DEFAULT_RESPONSE, Responses, World
 
 AA_EXPERIMENT = "aa"
+POLICY_EXPERIMENT = "policies"
+POLICY_CELLS = ("linucb", "logistic-ts")
+"""The two policies of ``policy-experiment`` (each cell is named after its policy)."""
 WINDOW_DAYS = DEFAULT_RESPONSE.window_days
 """The world's conversion window (``ResponseSpec.window_days``), the engine's attribution window."""
 METRICS = ("conversion", "value")
@@ -89,6 +95,15 @@ class StudyRun:
     srm_p_value: float | None
     daily: list[tuple[int, float | None, tuple[float, float] | None]] = field(default_factory=list)
     """(day, lift, anytime-valid interval) of the conversion metric after each day."""
+    true_value: dict[str, float] = field(default_factory=dict)
+    """Per side, the mean true incremental value per unit (against no offer at all)."""
+    promoted: str | None = None
+    """The cell the engine promoted (policy experiments), None if it promoted none."""
+
+    @property
+    def best_side(self) -> str | None:
+        """The side with the highest true incremental value per unit."""
+        return max(self.true_value, key=self.true_value.__getitem__) if self.true_value else None
 
 
 def unit_truth(
@@ -104,6 +119,24 @@ def _arm_setup(spec: SimulationSpec, expected_units: int) -> tuple[str, str | No
     """(report id, the treated side or None for an A/A, a function that configures the engine)
     for the scenario."""
     scenario = spec.scenario
+    if scenario.study == "policy":
+        policies = Experiment(
+            POLICY_EXPERIMENT,
+            "two policies on one placement",
+            "policies",
+            tuple(Cell(name, 0.5, policy=name) for name in POLICY_CELLS),
+            "value",
+            guardrail_metrics=("conversion",),
+            planned_units_per_cell=max(1, expected_units // 2),
+            status="running",
+            placement="default",
+            promote="auto",
+        )
+
+        def with_policies(connection: Any) -> None:
+            put_experiment(connection, policies, START)
+
+        return POLICY_EXPERIMENT, POLICY_CELLS[1], with_policies
     if scenario.study == "holdout":
         holdout = Holdout(share=scenario.holdout_share)
 
@@ -164,21 +197,23 @@ class _Study:
         self.home = [o.channels[0] for o in DEFAULT_CATALOG.offers]  # p0 ignores the channel
         self.seen: set[int] = set()
         self.units: dict[str, int] = defaultdict(int)
-        self.truth: dict[str, list[float]] = {m: [] for m in METRICS}
+        self.truth: dict[str, dict[str, list[float]]] = defaultdict(
+            lambda: {m: [] for m in METRICS}
+        )  # side -> metric -> per-unit truth
         self.pending: dict[int, list[Event]] = defaultdict(list)
 
     def run(self, report_id: str, progress: ProgressCallback | None) -> StudyRun:
-        learner = Learner(self.engine, self.engine.settings.default_policy, default_reward=REWARD)
         daily: list[tuple[int, float | None, tuple[float, float] | None]] = []
         report: dict[str, Any] = {}
+        promoted = None
         for day in range(self.spec.days + WINDOW_DAYS):
             events = self.visit_day(day) if day < self.spec.days else []
             day_end = START + (day + 1) * DAY - timedelta(microseconds=1)
             events += self.pending.pop(day, [])
             if events:
                 self.client.send_events(events, day_end)
-            if day < self.spec.days:
-                learner.run_once(now=day_end)
+            if day < self.spec.days:  # learn every policy in use, act on decisive results
+                run_periodic_jobs(self.engine, default_reward=REWARD, now=day_end)
                 self.engine.policies.invalidate()
             with self.engine.db.connect() as connection:
                 report = experiment_report(connection, report_id)
@@ -186,10 +221,20 @@ class _Study:
             daily.append((day, comparison.get("lift"), _pair(comparison.get("sequential_ci"))))
             if progress is not None:
                 progress(1)
+            promoted = next(
+                (
+                    a["details"]["winning_cell"]
+                    for a in report["actions"]
+                    if a["kind"] == "promote" and a["status"] == "applied"
+                ),
+                None,
+            )
+            if promoted is not None:  # the experiment has concluded: its decision is made
+                break
         readings = {}
         for metric in METRICS:
             c = _comparison(report, metric)
-            truth = self.truth[metric]
+            truth = self.truth[self.treated or ""][metric]
             readings[metric] = MetricReading(
                 estimate=c.get("lift"),
                 ci=_pair(c.get("ci")),
@@ -205,6 +250,12 @@ class _Study:
             readings=readings,
             srm_p_value=report["sample_ratio"]["p_value"],
             daily=daily,
+            true_value={
+                side: float(np.mean(truth["value"]))
+                for side, truth in self.truth.items()
+                if truth["value"] and side in POLICY_CELLS
+            },
+            promoted=promoted,
         )
 
     def visit_day(self, day: int) -> list[Event]:
@@ -262,10 +313,9 @@ class _Study:
                 if responses.converted[j]:
                     self._queue_conversion(i, self.offers[k], at_of[i], day, responses, j)
         for r, (_, side) in enumerate(exposed):
-            if side == self.treated:
-                conversion, value = unit_truth(p_made[r], p_organic[r], self.values)
-                self.truth["conversion"].append(conversion)
-                self.truth["value"].append(value)
+            conversion, value = unit_truth(p_made[r], p_organic[r], self.values)
+            self.truth[side]["conversion"].append(conversion)
+            self.truth[side]["value"].append(value)
         return events
 
     def _queue_conversion(
@@ -355,6 +405,14 @@ def summarise(runs: list[StudyRun], alpha: float = 0.05) -> dict[str, dict[str, 
         }
     alarms = [run.srm_p_value for run in runs if run.srm_p_value is not None]
     summary["srm"] = {"alarm_rate": sum(p < 0.001 for p in alarms) / max(len(alarms), 1)}
+    if any(run.true_value for run in runs):
+        summary["promotion"] = {
+            "best": sum(r.promoted is not None and r.promoted == r.best_side for r in runs)
+            / len(runs),
+            "other": sum(r.promoted is not None and r.promoted != r.best_side for r in runs)
+            / len(runs),
+            "none": sum(r.promoted is None for r in runs) / len(runs),
+        }
     return summary
 
 
@@ -375,6 +433,12 @@ def format_study(spec: SimulationSpec, runs: list[StudyRun]) -> str:
             f"{_interval(r.sequential_ci):>24} {r.truth:>10.4g} "
             f"{'yes' if r.covers(r.sequential_ci) else 'no':>8}"
         )
+    if first.true_value:
+        lines.append(
+            "true incremental value per unit: "
+            + ", ".join(f"{side} {v:.4g}" for side, v in sorted(first.true_value.items()))
+            + f"; promoted: {first.promoted or 'none'} on day {len(first.daily) - 1}"
+        )
     if len(runs) > 1:
         summary = summarise(runs)
         lines += [
@@ -391,6 +455,12 @@ def format_study(spec: SimulationSpec, runs: list[StudyRun]) -> str:
                 f"{s['mean_estimate']:>10.4g} {s['mean_truth']:>10.4g}"
             )
         lines.append(f"SRM alarms (p < 0.001): {summary['srm']['alarm_rate']:.1%}")
+        if "promotion" in summary:
+            promotion = summary["promotion"]
+            lines.append(
+                f"promoted the truly better cell in {promotion['best']:.1%} of runs, the other "
+                f"in {promotion['other']:.1%}, neither in {promotion['none']:.1%}"
+            )
     return "\n".join(lines)
 
 

@@ -107,7 +107,7 @@ class Scenario:
     pacings: tuple[Pacing, ...] = ("even",)
     default_customers: int = 20_000
     default_days: int = 30
-    study: Literal["aa", "holdout"] | None = None
+    study: Literal["aa", "holdout", "policy"] | None = None
     holdout_share: float = 0.0
 
     def visits_per_day(self, customers: int) -> int:
@@ -222,6 +222,14 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             summary="a universal holdout: the engine's reported uplift against the truth",
             study="holdout",
             holdout_share=0.5,
+        ),
+        replace(
+            _AA_TEST,
+            name="policy-experiment",
+            summary="two policies in one experiment with automatic promotion, against the truth",
+            channels=("app_banner",),
+            default_customers=20_000,
+            study="policy",
         ),
     )
 }

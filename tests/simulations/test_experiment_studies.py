@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from simulations.cli import main
-from simulations.experiment_studies import run_studies, run_study, summarise, unit_truth
+from simulations.experiment_studies import (
+    POLICY_CELLS,
+    run_studies,
+    run_study,
+    summarise,
+    unit_truth,
+)
 from simulations.scenarios import build_spec
 
 
@@ -69,6 +75,21 @@ def test_aa_run_has_no_true_difference() -> None:
     run = run_study(_spec("aa-test"))
     assert set(run.units) == {"a", "b"}
     assert all(reading.truth == 0.0 for reading in run.readings.values())
+
+
+def test_a_policy_experiment_knows_each_cells_true_value_and_what_it_promoted() -> None:
+    runs = run_studies(_spec("policy-experiment", customers=900, days=2), runs=2)
+    for run in runs:
+        assert set(run.units) == set(POLICY_CELLS)
+        assert set(run.true_value) == set(POLICY_CELLS)
+        # The truth of each cell is the mean of its units' truths, which vary: not a constant.
+        assert run.true_value[POLICY_CELLS[0]] != run.true_value[POLICY_CELLS[1]]
+        assert run.best_side in POLICY_CELLS
+        assert run.promoted in (None, *POLICY_CELLS)
+    promotion = summarise(runs)["promotion"]
+    assert sum(promotion.values()) == pytest.approx(1.0)
+    expected_none = sum(r.promoted is None for r in runs) / len(runs)
+    assert promotion["none"] == pytest.approx(expected_none)
 
 
 def test_the_command_prints_the_table_and_the_summary(
