@@ -150,6 +150,9 @@ class BudgetOut(BudgetIn):
     spent: float
     remaining: float
     spent_today: float
+    price: float | None = Field(
+        default=None, description="dual pacing: the budget's price per unit of charge"
+    )
 
 
 class ChannelCapsIn(Body):

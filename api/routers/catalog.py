@@ -27,7 +27,7 @@ from api.schemas import (
     PlacementOut,
 )
 from decisioning import catalog
-from decisioning.budgets import business_day
+from decisioning.budgets import business_day, dual_price
 from decisioning.catalog import (
     budget_from_document,
     contact_policy_from_document,
@@ -112,11 +112,13 @@ def put_campaign(
 
 def _budget_out(document: dict[str, Any], state: repo.BudgetState, today: str) -> BudgetOut:
     spent = from_units(state.spent_units)
+    pacing = document.get("pacing")
     return BudgetOut(
         **document,
         spent=spent,
         remaining=from_units(state.amount_units - state.spent_units),
         spent_today=from_units(state.day_spent_units) if state.day == today else 0.0,
+        price=dual_price(budget_from_document(document), state) if pacing == "dual" else None,
     )
 
 

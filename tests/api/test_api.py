@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from decisioning.budgets import INITIAL_PRICE
 from tests.api.conftest import Api
 
 OFFER_BODY = {
@@ -112,7 +113,10 @@ def test_budget_and_contact_policy_round_trip(api: Api) -> None:
     for i in range(3):
         api.decide(customer_id=f"c-{i}")
     state = api.call("GET", "/v1/budgets/loan-b", role="analyst").json()
-    assert state["spent"] == 2 and state["remaining"] == 0
+    assert state["spent"] == 2 and state["remaining"] == 0 and state["price"] is None
+    dual = {**budget, "target_id": "card", "pacing": "dual"}
+    priced = api.call("PUT", "/v1/budgets/card-b", role="marketer", json=dual).json()
+    assert priced["price"] == INITIAL_PRICE  # until the periodic job steps it
     policy = {
         "channel_caps": {"sms": {"per_day": 1, "per_week": None}},
         "total_per_week": 5,
