@@ -89,6 +89,14 @@ def with_payoff(values: Mapping[str, float], payoff: Payoff | None) -> dict[str,
     return {a: payoff[a][0] * v + payoff[a][1] for a, v in values.items()}
 
 
+def greedy_probabilities(scores: Mapping[str, float], explore: float) -> dict[str, float]:
+    """The best-scored action gets ``1 - explore (K - 1)``, every other one ``explore``."""
+    if not scores:
+        return {}
+    best = max(scores, key=scores.__getitem__)
+    return {a: 1.0 - explore * (len(scores) - 1) if a == best else explore for a in scores}
+
+
 def mix_uniform(probabilities: Mapping[str, float], epsilon: float) -> dict[str, float]:
     """``(1 - epsilon) p + epsilon / K``: every action keeps at least ``epsilon / K``."""
     k = len(probabilities)

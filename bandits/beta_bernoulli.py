@@ -14,6 +14,7 @@ from bandits.base import (
     Policy,
     check_feedback,
     check_scalar,
+    greedy_probabilities,
     register,
     with_payoff,
 )
@@ -60,13 +61,7 @@ class BetaBernoulliPolicy(Policy):
         self, context: Context, actions: Actions, payoff: Payoff | None = None
     ) -> dict[str, float]:
         scores = with_payoff(self.score_one(context, actions), payoff)
-        if not scores:
-            return {}
-        best = max(scores, key=scores.__getitem__)
-        k = len(scores)
-        explore = max(self.epsilon / k, self.floor)
-        exploit = 1.0 - explore * (k - 1)
-        return {a: exploit if a == best else explore for a in scores}
+        return greedy_probabilities(scores, max(self.epsilon / max(len(scores), 1), self.floor))
 
     def learn_one(
         self, context: Context, actions: Actions, chosen: str, reward: float, propensity: float

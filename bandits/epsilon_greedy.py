@@ -7,7 +7,15 @@ Sutton & Barto (2018), "Reinforcement Learning: An Introduction", Section 2.2 (e
 
 from __future__ import annotations
 
-from bandits.base import Actions, Context, Payoff, check_scalar, register, with_payoff
+from bandits.base import (
+    Actions,
+    Context,
+    Payoff,
+    check_scalar,
+    greedy_probabilities,
+    register,
+    with_payoff,
+)
 from bandits.linucb import DisjointLinearPolicy
 
 
@@ -41,9 +49,5 @@ class EpsilonGreedyPolicy(DisjointLinearPolicy):
         self, context: Context, actions: Actions, payoff: Payoff | None = None
     ) -> dict[str, float]:
         scores = with_payoff(self.score_one(context, actions), payoff)
-        if not scores:
-            return {}
-        k = len(scores)
-        best = max(scores, key=scores.__getitem__)
-        explore = max(self.epsilon / k, min(self.floor, 1.0 / k))
-        return {a: 1.0 - explore * (k - 1) if a == best else explore for a in scores}
+        k = max(len(scores), 1)
+        return greedy_probabilities(scores, max(self.epsilon / k, min(self.floor, 1.0 / k)))

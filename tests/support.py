@@ -12,7 +12,7 @@ from sqlalchemy import select
 from decisioning.catalog import put_budget, put_campaign, put_contact_policy, put_offer
 from decisioning.domain import Budget, ContactPolicy, Event, Offer
 from decisioning.engine import DecisionEngine
-from decisioning.events import record_events
+from decisioning.events import MAX_BATCH, record_events
 from decisioning.sql.session import unit_of_work
 from decisioning.sql.tables import budgets, contacts, decisions
 
@@ -74,6 +74,21 @@ def send_outcome(
             engine.catalog.current().contact_policy,
             at,
         )
+
+
+def send_events(engine: DecisionEngine, events: list[Event], at: datetime) -> None:
+    """Record ``events`` in batches as the events endpoint would, with a 30-day window."""
+    catalog = engine.catalog.current()
+    for start in range(0, len(events), MAX_BATCH):
+        with unit_of_work(engine.db) as connection:
+            record_events(
+                connection,
+                events[start : start + MAX_BATCH],
+                catalog.contact_policy,
+                at,
+                timedelta(days=30),
+                catalog.offers,
+            )
 
 
 def spent_units(engine: DecisionEngine) -> dict[str, int]:

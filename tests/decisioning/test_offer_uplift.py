@@ -13,7 +13,6 @@ from decisioning.catalog import get_offer, put_holdout
 from decisioning.domain import DecisionRequest, Event
 from decisioning.engine import DecisionEngine
 from decisioning.errors import InvalidInput
-from decisioning.events import MAX_BATCH, record_events
 from decisioning.feedback import decide_action, review
 from decisioning.reports import experiment_report
 from decisioning.sql.repositories import feedback_actions_of
@@ -21,7 +20,7 @@ from decisioning.sql.session import unit_of_work
 from decisioning.sql.tables import decisions
 from experiments.design import Holdout
 from tests.conftest import open_engine
-from tests.support import NOW, configure, offer
+from tests.support import NOW, configure, offer, send_events
 
 
 def _engine(url: str) -> DecisionEngine:
@@ -45,20 +44,6 @@ def _decide_measured(engine: DecisionEngine, customer: str) -> tuple[Any, str, s
         ).scalar_one()
     [(measure, cell)] = [(e, c) for e, c in row if e.startswith("offer:")]
     return answer, measure.removeprefix("offer:"), cell
-
-
-def _send(engine: DecisionEngine, events: list[Event], at: datetime) -> None:
-    catalog = engine.catalog.current()
-    for start in range(0, len(events), MAX_BATCH):
-        with unit_of_work(engine.db) as connection:
-            record_events(
-                connection,
-                events[start : start + MAX_BATCH],
-                catalog.contact_policy,
-                at,
-                timedelta(days=30),
-                catalog.offers,
-            )
 
 
 def test_held_out_customers_record_what_they_would_have_been_shown(sqlite_url: str) -> None:
@@ -108,7 +93,7 @@ def test_an_offers_measure_counts_only_its_own_outcomes(sqlite_url: str) -> None
         events.append(
             Event(f"x-{i}", None, None, "convert", NOW, customer_id=customer, product=other)
         )
-    _send(engine, events, NOW + timedelta(hours=1))
+    send_events(engine, events, NOW + timedelta(hours=1))
 
     with engine.db.connect() as connection:
         card = experiment_report(connection, "offer:card")
@@ -130,12 +115,16 @@ def test_customer_outcomes_name_a_valid_product(sqlite_url: str) -> None:
     answer = engine.decide(DecisionRequest("c-1", "app_banner", context={}), now=NOW)
     at = datetime(2026, 6, 15, 13, tzinfo=UTC)
     with pytest.raises(InvalidInput) as bad:
-        _send(engine, [Event("e", None, None, "convert", at, customer_id="c-1", product="a b")], at)
+        send_events(
+            engine, [Event("e", None, None, "convert", at, customer_id="c-1", product="a b")], at
+        )
     assert bad.value.field == "events[0].product"
     if answer.offers:
         shown = answer.offers[0].offer_id
         with pytest.raises(InvalidInput) as bad:
-            _send(engine, [Event("e", answer.decision_id, shown, "convert", at, product="x")], at)
+            send_events(
+                engine, [Event("e", answer.decision_id, shown, "convert", at, product="x")], at
+            )
         assert bad.value.field == "events[0].product"
 
 
@@ -169,7 +158,7 @@ def _measured_catalogue(url: str, retire: str = "off", revalue: str = "off") -> 
                     product=product,
                 )
             )
-    _send(engine, events, NOW + timedelta(hours=1))
+    send_events(engine, events, NOW + timedelta(hours=1))
     return engine
 
 

@@ -13,13 +13,12 @@ from statsmodels.stats.multitest import multipletests
 from decisioning.catalog import put_holdout
 from decisioning.domain import DecisionRequest, Event
 from decisioning.engine import segment_keys
-from decisioning.events import MAX_BATCH, record_events
 from decisioning.reports import experiment_report, format_report
 from decisioning.sql.session import unit_of_work
 from decisioning.sql.tables import exposures
 from experiments.design import Holdout
 from tests.conftest import open_engine
-from tests.support import NOW, configure, offer
+from tests.support import NOW, configure, offer, send_events
 
 SEGMENT_ATTRIBUTES = ("segment", "group", "lifecycle")
 
@@ -57,17 +56,7 @@ def test_uplift_by_segment_finds_where_the_campaign_works(database_url: str) -> 
         rate = 0.6 if answer.offers and lifecycle == "growing" else (0.1 if i % 2 else 0.3)
         if rng.random() < rate:
             events.append(Event(f"e-{i}", None, None, "convert", NOW, customer_id=customer))
-    catalog = engine.catalog.current()
-    for start in range(0, len(events), MAX_BATCH):
-        with unit_of_work(engine.db) as connection:
-            record_events(
-                connection,
-                events[start : start + MAX_BATCH],
-                catalog.contact_policy,
-                NOW + timedelta(hours=1),
-                timedelta(days=30),
-                catalog.offers,
-            )
+    send_events(engine, events, NOW + timedelta(hours=1))
 
     with engine.db.connect() as connection:
         report = experiment_report(connection, "holdout:bank")
