@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import select, text
 
 from decisioning.sql.session import make_engine, migrate
-from decisioning.sql.tables import metadata
+from decisioning.sql.tables import budgets, cell_stats, exposures, metadata
 
 
 def test_migrations_match_the_tables(database_url: str) -> None:
@@ -15,4 +16,41 @@ def test_migrations_match_the_tables(database_url: str) -> None:
     migrate(engine)  # upgrading a current schema is a no-op
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+    engine.dispose()
+
+
+def test_upgrading_keeps_the_statistics_and_budgets_already_stored(database_url: str) -> None:
+    """Rows written under revision 0003 survive 0004 (segments) and 0005 (prices) unchanged:
+    a cell's statistics become its all-units row, an exposure has no segments, a budget no
+    price yet."""
+    engine = make_engine(database_url)
+    migrate(engine, "0003")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO cell_stats (experiment_id, cell, metric, n, sum, sum_squares, "
+                "sum_x, sum_x2, sum_xy) VALUES ('e', 'a', 'conversion', 3, 1, 1, 0, 0, 0)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO exposures (experiment_id, unit_id, cell, first_exposed_at, "
+                "covariate, conversion, value, accepts, clicks, contacts) "
+                "VALUES ('e', 'u', 'a', '2026-01-01 00:00:00', 0, 1, 0, 0, 0, 0)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO budgets (budget_id, document, amount_units, spent_units, day, "
+                "day_spent_units, updated_at) "
+                "VALUES ('b', '{}', 100, 40, '', 0, '2026-01-01 00:00:00')"
+            )
+        )
+    migrate(engine)
+    with engine.connect() as connection:
+        [statistics] = connection.execute(select(cell_stats)).mappings()
+        assert (statistics["segment"], statistics["n"], statistics["sum"]) == ("", 3, 1.0)
+        assert connection.execute(select(exposures.c.segments)).scalar_one() == []
+        budget = connection.execute(select(budgets.c.spent_units, budgets.c.price)).one()
+        assert tuple(budget) == (40, None)
     engine.dispose()
