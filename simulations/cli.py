@@ -67,6 +67,12 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=1,
         help="aa-test and holdout-uplift: seeded runs to repeat (seeds --seed, --seed+1, ...)",
     )
+    parser.add_argument(
+        "--plant",
+        action="store_true",
+        help="holdout-uplift: add a no-uplift and a negative-uplift offer; retire and re-value "
+        "against propensity-based arbitration on the same seed",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=lambda args, _settings=None: run_simulate(args))
     return parser
@@ -112,6 +118,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         return _error("--runs", f"must be >= 1, got {args.runs}")
     if spec.scenario.study is not None:
         return _run_study(spec, args, workers)
+    if args.plant:
+        return _error("--plant", "plants offers in holdout-uplift only")
     if args.runs != 1:
         return _error("--runs", "repeats only the aa-test and holdout-uplift studies")
 
@@ -162,6 +170,8 @@ def _run_study(spec: Any, args: argparse.Namespace, workers: int) -> int:
 
     if args.http:
         return _error("--http", "the studies run in-process")
+    if args.plant:
+        return _run_planted(spec, args, workers)
     with tqdm(
         total=args.runs,
         desc=f"{spec.scenario.name} ({args.runs} run(s))",
@@ -181,6 +191,25 @@ def _run_study(spec: Any, args: argparse.Namespace, workers: int) -> int:
         print(f"metrics written to {args.json}")
     if args.plot is not None:
         print(f"plot written to {plot_study(runs[0], args.plot)}")
+    return 0
+
+
+def _run_planted(spec: Any, args: argparse.Namespace, workers: int) -> int:
+    """``holdout-uplift --plant``: the feedback arms on one seed, as a table."""
+    from dataclasses import asdict
+
+    from simulations.experiment_studies import format_planted, run_planted
+
+    if spec.scenario.name != "holdout-uplift":
+        return _error("--plant", "plants offers in holdout-uplift only")
+    if args.runs != 1:
+        return _error("--runs", "--plant compares its arms on one seed")
+    runs = run_planted(spec, workers=workers)
+    print(format_planted(spec, runs))
+    if args.json is not None:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({arm: asdict(run) for arm, run in runs.items()}, handle, indent=2)
+        print(f"metrics written to {args.json}")
     return 0
 
 

@@ -7,6 +7,10 @@ every difference it finds is a false positive.
 ``policy-experiment``: two cells running two policies on one placement with ``promote = "auto"``;
 the run ends when the engine promotes a cell, and the truth says whether it was the cell with the
 higher true incremental value per unit.
+``holdout-uplift --plant``: two planted offers that look attractive to a propensity model but add
+nothing (uplift 0) or harm (negative uplift), and cost EUR 15 a contact; the bank holdout runs
+with automatic retirement, once with propensity-based arbitration and once re-valued, on the
+same seed (``run_planted``).
 
 Each customer visits at most once in a run (its first visit is its first exposure), so a unit's
 outcome is settled by one decision. The world draws, for every exposed customer and every offer,
@@ -28,10 +32,11 @@ difference of means); the A/A's is 0. Coverage is the share of runs whose interv
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,12 +45,13 @@ import numpy as np
 
 from decisioning.catalog import put_experiment, put_holdout
 from decisioning.domain import Event
-from decisioning.engine import DecisionEngine
+from decisioning.engine import OFFER_PREFIX, DecisionEngine
 from decisioning.learning import run_periodic_jobs
 from decisioning.reports import experiment_report
+from decisioning.sql.repositories import feedback_actions_of
 from decisioning.sql.session import unit_of_work
 from experiments.design import Cell, Experiment, Holdout
-from simulations.catalog import DEFAULT_CATALOG
+from simulations.catalog import DEFAULT_CATALOG, DEFAULT_CHANNELS, Catalog, OfferSpec
 from simulations.population import generate_population
 from simulations.runner import (
     DAY,
@@ -58,7 +64,7 @@ from simulations.runner import (
     open_engine,
 )
 from simulations.scenarios import SimulationSpec
-from simulations.world import DEFAULT_RESPONSE, Responses, World
+from simulations.world import DEFAULT_RESPONSE, OfferResponse, Responses, ResponseSpec, World
 
 AA_EXPERIMENT = "aa"
 POLICY_EXPERIMENT = "policies"
@@ -99,6 +105,10 @@ class StudyRun:
     """Per side, the mean true incremental value per unit (against no offer at all)."""
     promoted: str | None = None
     """The cell the engine promoted (policy experiments), None if it promoted none."""
+    net_value: dict[str, float] = field(default_factory=dict)
+    """Per side, the true incremental value of the offers made minus what they cost, EUR."""
+    retired: dict[str, int] = field(default_factory=dict)
+    """Offers the engine retired, with the day it did."""
 
     @property
     def best_side(self) -> str | None:
@@ -138,7 +148,8 @@ def _arm_setup(spec: SimulationSpec, expected_units: int) -> tuple[str, str | No
 
         return POLICY_EXPERIMENT, POLICY_CELLS[1], with_policies
     if scenario.study == "holdout":
-        holdout = Holdout(share=scenario.holdout_share)
+        feedback = spec.extra.get("feedback", {})
+        holdout = Holdout(share=scenario.holdout_share, **feedback)
 
         def with_holdout(connection: Any) -> None:
             put_holdout(connection, holdout, START)
@@ -161,22 +172,56 @@ def _arm_setup(spec: SimulationSpec, expected_units: int) -> tuple[str, str | No
     return AA_EXPERIMENT, None, with_experiment
 
 
+PLANTED_NO_UPLIFT = "planted_no_uplift"
+PLANTED_NEGATIVE = "planted_negative"
+
+
+def planted_world() -> tuple[Catalog, ResponseSpec]:
+    """The default bank plus two planted offers that look attractive and add nothing.
+
+    Both are popular products bought anyway (organic take-up 15 % within the window, value EUR
+    400) whose contact carries a EUR 15 gift: arbitration on propensity favours them
+    (``0.15 x 400`` far above the others' expected value), yet one has no effect of contact at
+    all (uplift 0) and the other puts customers off (effect -1.5 on the logit: a sleeping dog).
+    Their true incremental value per contact is -15 and about -45 EUR.
+    """
+    planted = [
+        OfferSpec(PLANTED_NO_UPLIFT, "Gift with a savings plan (planted: no uplift)",
+                  "gift_savings", "planted", ("app_banner", "email"), value=400.0,
+                  contact_cost=15.0, risk_level="R1"),
+        OfferSpec(PLANTED_NEGATIVE, "Gift with a bond (planted: negative uplift)",
+                  "gift_bond", "planted", ("app_banner", "email"), value=400.0,
+                  contact_cost=15.0, risk_level="R1"),
+    ]  # fmt: skip
+    organic = math.log(0.15 / 0.85)
+    responses = (
+        (PLANTED_NO_UPLIFT, OfferResponse(base_logit=organic, effect=0.0)),
+        (PLANTED_NEGATIVE, OfferResponse(base_logit=organic, effect=-1.5)),
+    )
+    catalog = Catalog(offers=(*DEFAULT_CATALOG.offers, *planted), channels=DEFAULT_CHANNELS)
+    return catalog, replace(DEFAULT_RESPONSE, offers=(*DEFAULT_RESPONSE.offers, *responses))
+
+
 def run_study(spec: SimulationSpec, progress: ProgressCallback | None = None) -> StudyRun:
-    """One run of ``spec`` (an ``aa-test`` or ``holdout-uplift`` scenario); see the module doc."""
+    """One run of ``spec`` (an ``aa-test``, ``holdout-uplift`` or ``policy-experiment`` scenario);
+    see the module doc. ``spec.extra["planted"]`` adds the planted offers (``planted_world``);
+    ``spec.extra["feedback"]`` sets the bank holdout's ``retire`` and ``revalue``."""
     expected = min(spec.customers, spec.visits_per_day * spec.days)
     report_id, treated, configure = _arm_setup(spec, expected)
+    catalog, response = planted_world() if spec.extra.get("planted") else (DEFAULT_CATALOG, None)
     with tempfile.TemporaryDirectory() as folder:
         engine = open_engine(
             spec,
             spec.policies[0],
             f"sqlite:///{Path(folder) / 'study.db'}",
             attribution_window=WINDOW_DAYS * DAY,
+            catalog=catalog,
         )
         with unit_of_work(engine.db) as connection:
             configure(connection)
         engine.catalog.invalidate()
         try:
-            return _Study(spec, engine, treated).run(report_id, progress)
+            return _Study(spec, engine, treated, catalog, response).run(report_id, progress)
         finally:
             engine.db.dispose()
 
@@ -185,16 +230,27 @@ class _Study:
     """The state of one run: who has visited, the units per side, the truth per treated unit,
     and the conversions waiting for their day."""
 
-    def __init__(self, spec: SimulationSpec, engine: DecisionEngine, treated: str | None) -> None:
+    def __init__(
+        self,
+        spec: SimulationSpec,
+        engine: DecisionEngine,
+        treated: str | None,
+        catalog: Catalog,
+        response: ResponseSpec | None,
+    ) -> None:
         self.spec = spec
         self.engine = engine
         self.treated = treated
+        self.catalog = catalog
         self.population = generate_population(spec.customers, seed=spec.seed)
-        self.world = World(self.population, DEFAULT_CATALOG, seed=spec.seed)
+        self.world = World(
+            self.population, catalog, seed=spec.seed, response=response or DEFAULT_RESPONSE
+        )
         self.client = InProcessClient(engine)
-        self.offers = [o.offer_id for o in DEFAULT_CATALOG.offers]
-        self.values = np.array([o.value for o in DEFAULT_CATALOG.offers])
-        self.home = [o.channels[0] for o in DEFAULT_CATALOG.offers]  # p0 ignores the channel
+        self.offers = [o.offer_id for o in catalog.offers]
+        self.values = np.array([o.value for o in catalog.offers])
+        self.home = [o.channels[0] for o in catalog.offers]  # p0 ignores the channel
+        self.contact_costs: dict[str, float] = defaultdict(float)  # side -> EUR of contacts made
         self.seen: set[int] = set()
         self.units: dict[str, int] = defaultdict(int)
         self.truth: dict[str, dict[str, list[float]]] = defaultdict(
@@ -256,7 +312,23 @@ class _Study:
                 if truth["value"] and side in POLICY_CELLS
             },
             promoted=promoted,
+            net_value={
+                side: float(np.sum(truth["value"])) - self.contact_costs[side]
+                for side, truth in self.truth.items()
+            },
+            retired={
+                o.offer_id: self._retired_on(o.offer_id)
+                for o in self.engine.catalog.current().offers.values()
+                if o.retired
+            },
         )
+
+    def _retired_on(self, offer_id: str) -> int:
+        """The day (from 0) the engine's audit log says ``offer_id`` was retired."""
+        with self.engine.db.connect() as connection:
+            actions = feedback_actions_of(connection, OFFER_PREFIX + offer_id)
+        at = min(a["decided_at"] for a in actions if a["kind"] == "retire")
+        return int((at - START) / DAY)
 
     def visit_day(self, day: int) -> list[Event]:
         """Decide each first-time visitor of ``day``, draw every (visitor, offer) outcome, keep
@@ -280,6 +352,9 @@ class _Study:
             exposed.append((i, side))
             at_of[i] = at
             made[channel] += [(i, offer_id, answer.decision_id) for offer_id in answer.chosen]
+            self.contact_costs[side] += sum(
+                self.catalog.contact_cost(offer_id, channel) for offer_id in answer.chosen
+            )
         row_of = {i: r for r, (i, _) in enumerate(exposed)}
         k_of = {o: k for k, o in enumerate(self.offers)}
         p_made = np.zeros((len(exposed), len(self.offers)))
@@ -333,7 +408,7 @@ class _Study:
                 at + delay * DAY + timedelta(minutes=5),
                 float(responses.value[j]),
                 customer_id=customer,
-                product=offer_id,
+                product=self.catalog.offer(offer_id).product,
             )
         )
 
@@ -351,9 +426,53 @@ def _pair(values: Any) -> tuple[float, float] | None:
 
 
 def _run_seed(spec: SimulationSpec, seed: int) -> StudyRun:
-    from dataclasses import replace
-
     return run_study(replace(spec, seed=seed))
+
+
+FEEDBACK_ARMS = {
+    "propensity": {"retire": "auto", "revalue": "off"},
+    "re-valued": {"retire": "auto", "revalue": "auto"},
+}
+"""The arms of ``run_planted``: arbitration on the policy's propensity, or on the re-valued one;
+both retire offers whose incremental value is significantly below their cost."""
+
+
+def run_planted(spec: SimulationSpec, workers: int = 1) -> dict[str, StudyRun]:
+    """The bank holdout with the planted offers (``planted_world``), once per arm of
+    ``FEEDBACK_ARMS``, on the same seed: the same customers, visits and world."""
+    specs = {
+        arm: replace(spec, extra={**spec.extra, "planted": True, "feedback": feedback})
+        for arm, feedback in FEEDBACK_ARMS.items()
+    }
+    if workers <= 1:
+        return {arm: run_study(s) for arm, s in specs.items()}
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {arm: pool.submit(run_study, s) for arm, s in specs.items()}
+        return {arm: future.result() for arm, future in futures.items()}
+
+
+def format_planted(spec: SimulationSpec, runs: dict[str, StudyRun]) -> str:
+    """Per arm: what the engine retired and when, and the campaign's net incremental value."""
+    catalog, _ = planted_world()
+    planted = {PLANTED_NO_UPLIFT: "no uplift", PLANTED_NEGATIVE: "negative uplift"}
+    lines = [
+        f"{spec.scenario.name} with planted offers: {spec.customers:,} customers, {spec.days} "
+        f"days (+{WINDOW_DAYS} for conversions), seed {spec.seed}; planted: "
+        + ", ".join(
+            f"{o} ({truth}, contact EUR {catalog.offer(o).contact_cost:g})"
+            for o, truth in planted.items()
+        ),
+        "net value = true incremental value of the offers made to campaign units minus their "
+        "contact costs, EUR",
+        f"{'arm':<11} {'campaign units':>14} {'net value':>11}  retired (day)",
+    ]
+    for arm, run in runs.items():
+        retired = ", ".join(f"{o} ({day})" for o, day in sorted(run.retired.items()))
+        lines.append(
+            f"{arm:<11} {run.units.get('campaign', 0):>14,} "
+            f"{run.net_value.get('campaign', 0.0):>11,.0f}  {retired or '-'}"
+        )
+    return "\n".join(lines)
 
 
 def run_studies(

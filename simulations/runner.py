@@ -488,6 +488,7 @@ def open_engine(
     url: str,
     attribution_window: timedelta = timedelta(hours=DEFAULT_ATTRIBUTION_HOURS),
     pacing: Pacing = "even",
+    catalog: Catalog = DEFAULT_CATALOG,
 ) -> ClockedEngine:
     """A migrated engine for one run, with the scenario's catalogue, budget and caps loaded."""
     settings = Settings(
@@ -508,7 +509,7 @@ def open_engine(
     with unit_of_work(engine.db) as connection:
         if spec.budget is not None:
             put_campaign(connection, CAMPAIGN, "Simulated campaign", START)
-        for document in offer_documents(scenario.channels):
+        for document in offer_documents(scenario.channels, catalog):
             if spec.budget is not None:
                 document["campaign_id"] = CAMPAIGN
             put_offer(connection, offer_from_document(document), START)

@@ -10,13 +10,20 @@ import pytest
 
 from simulations.cli import main
 from simulations.experiment_studies import (
+    PLANTED_NEGATIVE,
+    PLANTED_NO_UPLIFT,
     POLICY_CELLS,
+    format_planted,
+    planted_world,
+    run_planted,
     run_studies,
     run_study,
     summarise,
     unit_truth,
 )
+from simulations.population import generate_population
 from simulations.scenarios import build_spec
+from simulations.world import World
 
 
 def _spec(name: str, seed: int = 3, customers: int = 1500, days: int = 3) -> object:
@@ -109,6 +116,9 @@ def test_the_command_prints_the_table_and_the_summary(
         (["holdout-uplift", "--runs", "0"], "--runs"),
         (["policy-quality", "--runs", "2"], "--runs"),
         (["aa-test", "--http"], "--http"),
+        (["aa-test", "--plant"], "--plant"),
+        (["policy-quality", "--plant"], "--plant"),
+        (["holdout-uplift", "--plant", "--runs", "2"], "--runs"),
     ],
 )
 def test_bad_study_options_name_the_option(
@@ -116,6 +126,39 @@ def test_bad_study_options_name_the_option(
 ) -> None:
     assert simulate(argv) == 2
     assert f"error: {option}:" in capsys.readouterr().err
+
+
+def test_the_planted_offers_add_nothing_or_harm_and_the_rest_help() -> None:
+    catalog, response = planted_world()
+    world = World(generate_population(2000, seed=5), catalog, seed=5, response=response)
+    customers = np.arange(2000)
+    for offer in (o for o in catalog.offers if "app_banner" in o.channels):
+        uplift = world.uplift(customers, [offer.offer_id] * 2000, "app_banner")
+        organic = world.conversion_probability(
+            customers, [offer.offer_id] * 2000, "app_banner", contacted=False
+        )
+        eligible = organic > 0
+        if offer.offer_id == PLANTED_NO_UPLIFT:
+            assert np.all(uplift == 0.0) and organic[eligible].mean() > 0.1
+        elif offer.offer_id == PLANTED_NEGATIVE:
+            assert np.all(uplift <= 0) and uplift[eligible].mean() < -0.01
+            assert organic[eligible].mean() > 0.1
+        else:
+            assert np.all(uplift[eligible] >= 0) and uplift[eligible].mean() > 0
+
+
+@pytest.mark.slow
+def test_planted_offers_are_retired_and_re_valuing_captures_more() -> None:
+    """Issue 6: on one seed, propensity-based arbitration with automatic retirement retires the
+    no-uplift and the negative-uplift offers within the run and nothing else; re-valued
+    arbitration (which de-prioritises them first) captures more net incremental value."""
+    runs = run_planted(_spec("holdout-uplift", seed=1, customers=60_000, days=30), workers=2)
+    propensity, revalued = runs["propensity"], runs["re-valued"]
+    assert set(propensity.retired) == {PLANTED_NO_UPLIFT, PLANTED_NEGATIVE}
+    assert all(day < 30 for day in propensity.retired.values())
+    assert set(revalued.retired) <= {PLANTED_NO_UPLIFT, PLANTED_NEGATIVE}
+    assert revalued.net_value["campaign"] > propensity.net_value["campaign"]
+    assert "retired (day)" in format_planted(_spec("holdout-uplift"), runs)  # type: ignore[arg-type]
 
 
 @pytest.mark.slow
