@@ -268,9 +268,10 @@ class _Study:
             events += self.pending.pop(day, [])
             if events:
                 self.client.send_events(events, day_end)
-            if day < self.spec.days:  # learn every policy in use, act on decisive results
-                run_periodic_jobs(self.engine, default_reward=REWARD, now=day_end)
-                self.engine.policies.invalidate()
+            # Learn every policy in use and act on decisive results, also while the last
+            # visits' conversions arrive: a result may become decisive only then.
+            run_periodic_jobs(self.engine, default_reward=REWARD, now=day_end)
+            self.engine.policies.invalidate()
             with self.engine.db.connect() as connection:
                 report = experiment_report(connection, report_id)
             comparison = _comparison(report, "conversion")
