@@ -23,7 +23,7 @@ from bandits.base import mix_uniform
 from decisioning import budgets as budget_checks
 from decisioning.catalog import CatalogCache, CatalogSnapshot
 from decisioning.contact_policy import allowance
-from decisioning.domain import ChosenOffer, Decision, DecisionRequest
+from decisioning.domain import ID_MAX, ChosenOffer, Decision, DecisionRequest
 from decisioning.eligibility import CustomerFacts, exclusion_reason
 from decisioning.errors import InvalidInput
 from decisioning.settings import Settings
@@ -39,7 +39,6 @@ CONTROL_NO_OFFER = "CONTROL_NO_OFFER"
 EXPERIMENT_EXCLUDED = "EXPERIMENT_EXCLUDED"
 EXPERIMENT_NOT_FORCED = "EXPERIMENT_NOT_FORCED"
 HOLDOUT_PREFIX = "holdout:"
-SEGMENT_VALUE_MAX = 64
 """Each holdout is measured as an experiment ``holdout:<bank|placement>`` with cells
 ``holdout`` and ``campaign``."""
 PERIOD_SEPARATOR = "#"
@@ -75,7 +74,7 @@ def segment_keys(context: Mapping[str, Any], attributes: Sequence[str]) -> list[
     keys = []
     for attribute in attributes:
         value = context.get(attribute)
-        if isinstance(value, bool | int | str) and 0 < len(str(value)) <= SEGMENT_VALUE_MAX:
+        if isinstance(value, bool | int | str) and 0 < len(str(value)) <= ID_MAX:
             keys.append(f"{attribute}={value}")
     return list(dict.fromkeys(keys))  # an attribute named twice is one segment
 
@@ -221,7 +220,10 @@ class DecisionEngine:
                 )
             decision_id = uuid.uuid4().hex
             window = timedelta(hours=self.settings.attribution_window_hours)
-            segments = segment_keys(context, self.settings.segment_attributes)
+            # Only a decision with memberships records exposures: most decisions skip this.
+            segments = (
+                segment_keys(context, self.settings.segment_attributes) if memberships else []
+            )
             for experiment_id, cell in memberships:
                 hot.record_exposure(
                     experiment_id, request.customer_id, cell, now, COVARIATE_DAYS, segments
