@@ -40,9 +40,7 @@ def experiment_report(
     rows = repo.cell_statistics(connection, experiment_id)
     by_metric: dict[str, dict[str, RegressionStats]] = {}
     for row in rows:
-        by_metric.setdefault(row.metric, {})[row.cell] = RegressionStats(
-            row.n, row.sum_x, row.sum, row.sum_x2, row.sum_squares, row.sum_xy
-        )
+        by_metric.setdefault(row.metric, {})[row.cell] = _statistics(row)
     cells = design["cells"]
     control = cells[0]["name"]
     counts = [by_metric.get(design["primary_metric"], {}).get(c["name"], EMPTY).n for c in cells]
@@ -98,8 +96,12 @@ def experiment_report(
                 planned_n_per_cell=planned,
                 use_cuped=cuped,
             )
+    by_segment: dict[str, dict[str, dict[str, RegressionStats]]] = {}  # metric, segment, cell
+    for row in repo.segment_statistics(connection, experiment_id):
+        segment = by_segment.setdefault(row.metric, {}).setdefault(row.segment, {})
+        segment[row.cell] = _statistics(row)
     segments = {
-        metric: _segments(connection, experiment_id, metric, cells, design, planned, cuped)
+        metric: _segments(metric, by_segment.get(metric, {}), cells, design, planned, cuped)
         for metric in metrics
     }
     return {
@@ -109,7 +111,7 @@ def experiment_report(
         "primary_metric": design["primary_metric"],
         "control": control,
         "cells": [{**c, "units": n} for c, n in zip(cells, counts, strict=True)],
-        "sample_ratio": _finite_values(asdict(ratio)),
+        "sample_ratio": _finite_values({**asdict(ratio), "alarm": ratio.alarm}),
         "metrics": {
             m: {
                 "cuped": r.cuped,
@@ -141,20 +143,14 @@ def experiment_report(
 
 
 def _segments(
-    connection: Connection,
-    experiment_id: str,
     metric: str,
+    by_segment: dict[str, dict[str, RegressionStats]],
     cells: list[dict[str, Any]],
     design: dict[str, Any],
     planned: float,
     cuped: bool,
 ) -> list[dict[str, Any]]:
     """Uplift by segment of one metric, Benjamini-Hochberg across segments and cells."""
-    by_segment: dict[str, dict[str, RegressionStats]] = {}
-    for row in repo.segment_statistics(connection, experiment_id, metric):
-        by_segment.setdefault(row.segment, {})[row.cell] = RegressionStats(
-            row.n, row.sum_x, row.sum, row.sum_x2, row.sum_squares, row.sum_xy
-        )
     names = [c["name"] for c in cells]
     complete = {s: {n: found.get(n, EMPTY) for n in names} for s, found in by_segment.items()}
     return [
@@ -233,9 +229,7 @@ def _holdout_cell(
         if repo.load_document(connection, holdouts, "holdout_id", holdout_id) is None:
             continue
         return {
-            row.metric: RegressionStats(
-                row.n, row.sum_x, row.sum, row.sum_x2, row.sum_squares, row.sum_xy
-            )
+            row.metric: _statistics(row)
             for row in repo.cell_statistics(connection, HOLDOUT_PREFIX + holdout_id)
             if row.cell == "holdout"
         }
@@ -254,6 +248,11 @@ def _period_statistics(
         }
         for k in range(periods)
     ]
+
+
+def _statistics(row: Any) -> RegressionStats:
+    """A stored ``cell_stats`` row as the analysis reads it (x: the CUPED covariate)."""
+    return RegressionStats(row.n, row.sum_x, row.sum, row.sum_x2, row.sum_squares, row.sum_xy)
 
 
 def _summary(stats: RegressionStats) -> dict[str, float | None]:
@@ -320,11 +319,7 @@ def format_report(report: dict[str, Any]) -> str:
         ),
         f"sample ratio: p = {_number(report['sample_ratio']['p_value'])}, "
         f"anytime-valid p = {_number(report['sample_ratio']['sequential_p_value'])}"
-        + (
-            "  MISMATCH"
-            if report["sample_ratio"]["mismatch"] or report["sample_ratio"]["sequential_mismatch"]
-            else ""
-        ),
+        + ("  MISMATCH" if report["sample_ratio"]["alarm"] else ""),
         "",
         f"{'metric':<11} {'cell':<12} {'lift':>10} {'relative':>9} {'95% CI (fixed)':>23} "
         f"{'anytime-valid CI':>23} {'p (anytime)':>11} {'p (Holm)':>9}",

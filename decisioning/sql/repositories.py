@@ -353,17 +353,13 @@ def cell_statistics(connection: Connection, experiment_id: str) -> list[Any]:
     )
 
 
-def segment_statistics(connection: Connection, experiment_id: str, metric: str) -> list[Any]:
-    """The experiment's statistics of ``metric`` per segment and cell."""
+def segment_statistics(connection: Connection, experiment_id: str) -> list[Any]:
+    """The experiment's statistics per metric, segment and cell."""
     return list(
         connection.execute(
             select(cell_stats)
-            .where(
-                cell_stats.c.experiment_id == experiment_id,
-                cell_stats.c.metric == metric,
-                cell_stats.c.segment != "",
-            )
-            .order_by(cell_stats.c.segment, cell_stats.c.cell)
+            .where(cell_stats.c.experiment_id == experiment_id, cell_stats.c.segment != "")
+            .order_by(cell_stats.c.metric, cell_stats.c.segment, cell_stats.c.cell)
         )
     )
 
