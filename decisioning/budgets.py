@@ -25,6 +25,10 @@ BUDGET_PACING = "BUDGET_PACING"
 BUDGET_DAILY_LIMIT = "BUDGET_DAILY_LIMIT"
 BUDGET_PRICE = "BUDGET_PRICE"
 """Dual pacing: the offer earns less than its budget's price times what it would charge."""
+BUDGET_REASONS = frozenset(
+    {BUDGET_OUTSIDE_FLIGHT, BUDGET_EXHAUSTED, BUDGET_PACING, BUDGET_DAILY_LIMIT, BUDGET_PRICE}
+)
+"""Every reason for which a budget, not the offer's eligibility, kept an offer out."""
 
 
 @lru_cache(maxsize=256)

@@ -57,7 +57,7 @@ from scipy import optimize
 from sqlalchemy import select
 
 from bandits import Policy
-from decisioning.budgets import update_prices
+from decisioning.budgets import BUDGET_REASONS, update_prices
 from decisioning.catalog import (
     offer_from_document,
     put_budget,
@@ -333,13 +333,8 @@ def _answer(decision: Decision) -> Answer:
         tuple(o.offer_id for o in decision.offers),
         tuple(o for o, logged in decision.explanation.items() if not isinstance(logged, str)),
         decision.cell,
-        tuple(o for o, logged in decision.explanation.items() if _budget_reason(logged)),
+        tuple(o for o, logged in decision.explanation.items() if logged in BUDGET_REASONS),
     )
-
-
-def _budget_reason(logged: object) -> bool:
-    """The offer was eligible but its budget stopped it (spent, paced, today's limit)."""
-    return isinstance(logged, str) and logged.startswith("BUDGET_")
 
 
 class InProcessClient:
@@ -440,7 +435,7 @@ class HttpClient:
             tuple(o["offer_id"] for o in body["offers"]),
             tuple(c["offer_id"] for c in body["candidates"] if c["reason"] is None),
             body["cell"],
-            tuple(c["offer_id"] for c in body["candidates"] if _budget_reason(c["reason"])),
+            tuple(c["offer_id"] for c in body["candidates"] if c["reason"] in BUDGET_REASONS),
         )
 
     def send_events(self, events: Sequence[Event], now: datetime) -> None:
