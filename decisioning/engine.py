@@ -303,19 +303,6 @@ class DecisionEngine:
     ) -> _Plan:
         customer = CustomerFacts.of(context)
         offers = catalog.offers_by_channel[request.channel]
-        reasons: dict[str, str] = {}
-        for offer, rule_check in catalog.checks_by_channel[request.channel]:
-            reason = exclusion_reason(offer, customer, rule_check, now)
-            if reason is not None:
-                reasons[offer.offer_id] = reason
-        if assignment.holdout or assignment.memberships:
-            experiment_reason = _experiment_reasons(assignment)
-            for offer in offers:
-                if offer.offer_id not in reasons:
-                    reason = experiment_reason(offer.offer_id)
-                    if reason is not None:
-                        reasons[offer.offer_id] = reason
-
         timezone = context.get("timezone") or self.settings.business_timezone
         try:
             local = now.astimezone(budget_checks.zone(str(timezone)))
@@ -332,12 +319,26 @@ class DecisionEngine:
             local,
             request.limit,
         )
-        eligible = [o.offer_id for o in offers if o.offer_id not in reasons]
-        for offer_id in eligible:
-            reason = allowed.blocked or allowed.offer_reasons.get(offer_id)
-            if reason is not None:
+        experiment_reason = (
+            _experiment_reasons(assignment)
+            if assignment.holdout or assignment.memberships
+            else None
+        )
+        # One pass, the first reason wins: eligibility, then the experiment, then contact policy.
+        reasons: dict[str, str] = {}
+        eligible: list[str] = []
+        for offer, rule_check in catalog.checks_by_channel[request.channel]:
+            offer_id = offer.offer_id
+            reason = (
+                exclusion_reason(offer, customer, rule_check, now)
+                or (experiment_reason(offer_id) if experiment_reason else None)
+                or allowed.blocked
+                or allowed.offer_reasons.get(offer_id)
+            )
+            if reason is None:
+                eligible.append(offer_id)
+            else:
                 reasons[offer_id] = reason
-        eligible = [o for o in eligible if o not in reasons]
 
         budget_ids = {b.budget_id for o in eligible for b in catalog.budgets_by_offer[o]}
         shadow_costs: dict[str, float] = {}  # offer -> sum of its budgets' price x charge

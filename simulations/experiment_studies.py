@@ -4,9 +4,11 @@
 and the report ``holdout:bank`` estimates the campaign's uplift over the holdout.
 ``aa-test``: an A/A experiment (two identical cells of the default policy) read back the same way;
 every difference it finds is a false positive.
-``policy-experiment``: two cells running two policies on one placement with ``promote = "auto"``;
-the run ends when the engine promotes a cell, and the truth says whether it was the cell with the
-higher true incremental value per unit.
+``policy-experiment``: the engine's non-contextual default (``beta-bernoulli``) against a
+contextual challenger (``linucb``) on one placement with ``promote = "auto"``, in a bank whose
+offers each work for one lifecycle stage only (``lifecycle_world``); the run ends when the engine
+promotes a cell, and the truth says whether it was the cell with the higher true incremental value
+per unit.
 ``holdout-uplift --plant``: two planted offers that look attractive to a propensity model but add
 nothing (uplift 0) or harm (negative uplift), and cost EUR 15 a contact; the bank holdout runs
 with automatic retirement, once with propensity-based arbitration and once re-valued, on the
@@ -27,7 +29,8 @@ The truth is known per unit from the same probabilities. For a unit of the treat
 ``k`` in ``S`` and ``p0_k`` otherwise (draws are independent per offer), and
 ``truth_value = sum_{k in S} value_k (p1_k - p0_k)``. The true uplift of a run is the mean over
 its treated units (the effect on the treated, which random assignment makes the target of the
-difference of means); the A/A's is 0. Coverage is the share of runs whose interval contains it.
+difference of means); the A/A's is 0; a policy experiment's is the difference between the
+two cells' means (both make offers). Coverage is the share of runs whose interval contains it.
 """
 
 from __future__ import annotations
@@ -51,7 +54,13 @@ from decisioning.reports import experiment_report
 from decisioning.sql.repositories import feedback_actions_of
 from decisioning.sql.session import unit_of_work
 from experiments.design import Cell, Experiment, Holdout
-from simulations.catalog import DEFAULT_CATALOG, DEFAULT_CHANNELS, Catalog, OfferSpec
+from simulations.catalog import (
+    DEFAULT_CATALOG,
+    DEFAULT_CHANNELS,
+    LIFECYCLES,
+    Catalog,
+    OfferSpec,
+)
 from simulations.population import generate_population
 from simulations.runner import (
     DAY,
@@ -68,8 +77,10 @@ from simulations.world import DEFAULT_RESPONSE, OfferResponse, Responses, Respon
 
 AA_EXPERIMENT = "aa"
 POLICY_EXPERIMENT = "policies"
-POLICY_CELLS = ("linucb", "logistic-ts")
-"""The two policies of ``policy-experiment`` (each cell is named after its policy)."""
+POLICY_CELLS = ("beta-bernoulli", "linucb")
+"""The two policies of ``policy-experiment`` (each cell is named after its policy): the engine's
+default, which learns one accept rate per offer, and a challenger that learns them per context
+(one ridge regression per offer, Li et al. 2010)."""
 WINDOW_DAYS = DEFAULT_RESPONSE.window_days
 """The world's conversion window (``ResponseSpec.window_days``), the engine's attribution window."""
 METRICS = ("conversion", "value")
@@ -202,13 +213,70 @@ def planted_world() -> tuple[Catalog, ResponseSpec]:
     return catalog, replace(DEFAULT_RESPONSE, offers=(*DEFAULT_RESPONSE.offers, *responses))
 
 
+LIFECYCLE_OFFERS = {
+    "new": "welcome_pack",
+    "growing": "savings_plan",
+    "mature": "premium_card",
+    "churn_risk": "loyalty_bonus",
+}
+"""``lifecycle_world``: the offer that works for each lifecycle stage (and only there)."""
+
+
+def lifecycle_world() -> tuple[Catalog, ResponseSpec]:
+    """A bank whose four app-banner offers each persuade one lifecycle stage and no other.
+
+    Equal values (EUR 200) and a low organic take-up (1 % within the window) everywhere, so an
+    offer's accept rate is mostly its uplift; a seen contact moves the logit by 4 x the banner's
+    persuasion 0.6 in its own stage (about 10 % take-up) and not at all elsewhere. Every visit is a session on the
+    placement, so the banner reaches every visitor (seen with probability 0.8), app or not. A policy that learns one rate per offer
+    makes the best offer on average (the mature customers' one) to everybody; a policy that
+    learns per context can make each stage its own. The two differ by several EUR of true
+    incremental value per unit, which a few thousand units per cell resolve. (In the default bank
+    the registered policies differ by cents per unit against a standard deviation of about EUR 60
+    per unit: no experiment of a feasible size tells them apart.)
+    """
+    offers = tuple(
+        OfferSpec(offer_id, offer_id.replace("_", " ").capitalize(), offer_id, "lifecycle",
+                  ("app_banner",), value=200.0, contact_cost=1.0, risk_level="R1")
+        for offer_id in LIFECYCLE_OFFERS.values()
+    )  # fmt: skip
+    organic = math.log(0.01 / 0.99)
+    responses = tuple(
+        (
+            offer_id,
+            OfferResponse(
+                base_logit=organic,
+                effect=4.0,
+                effect_by_lifecycle=tuple(  # type: ignore[arg-type]
+                    1.0 if stage == own else 0.0 for stage in LIFECYCLES
+                ),
+            ),
+        )
+        for own, offer_id in LIFECYCLE_OFFERS.items()
+    )
+    channels = tuple(
+        replace(c, reach=0.8, needs_app=False) if c.channel_id == "app_banner" else c
+        for c in DEFAULT_CHANNELS
+    )
+    return Catalog(offers=offers, channels=channels), replace(DEFAULT_RESPONSE, offers=responses)
+
+
+def _world(spec: SimulationSpec) -> tuple[Catalog, ResponseSpec | None]:
+    """The catalogue and hidden responses a study runs in (None: the default responses)."""
+    if spec.scenario.study == "policy":
+        return lifecycle_world()
+    if spec.extra.get("planted"):
+        return planted_world()
+    return DEFAULT_CATALOG, None
+
+
 def run_study(spec: SimulationSpec, progress: ProgressCallback | None = None) -> StudyRun:
     """One run of ``spec`` (an ``aa-test``, ``holdout-uplift`` or ``policy-experiment`` scenario);
     see the module doc. ``spec.extra["planted"]`` adds the planted offers (``planted_world``);
     ``spec.extra["feedback"]`` sets the bank holdout's ``retire`` and ``revalue``."""
     expected = min(spec.customers, spec.visits_per_day * spec.days)
     report_id, treated, configure = _arm_setup(spec, expected)
-    catalog, response = planted_world() if spec.extra.get("planted") else (DEFAULT_CATALOG, None)
+    catalog, response = _world(spec)
     with tempfile.TemporaryDirectory() as folder:
         engine = open_engine(
             spec,
@@ -291,14 +359,13 @@ class _Study:
         readings = {}
         for metric in METRICS:
             c = _comparison(report, metric)
-            truth = self.truth[self.treated or ""][metric]
             readings[metric] = MetricReading(
                 estimate=c.get("lift"),
                 ci=_pair(c.get("ci")),
                 sequential_ci=_pair(c.get("sequential_ci")),
                 p_value=c.get("p_value"),
                 sequential_p_value=c.get("sequential_p_value"),
-                truth=float(np.mean(truth)) if truth else 0.0,
+                truth=self._true_difference(metric),
             )
         return StudyRun(
             seed=self.spec.seed,
@@ -323,6 +390,17 @@ class _Study:
                 if o.retired
             },
         )
+
+    def _true_difference(self, metric: str) -> float:
+        """What the report's comparison estimates: the treated side's mean true uplift against
+        no offer, minus the control cell's where the control makes offers too (policies)."""
+
+        def mean(side: str) -> float:
+            values = self.truth[side][metric]
+            return float(np.mean(values)) if values else 0.0
+
+        control = mean(POLICY_CELLS[0]) if self.spec.scenario.study == "policy" else 0.0
+        return mean(self.treated or "") - control
 
     def _retired_on(self, offer_id: str) -> int:
         """The day (from 0) the engine's audit log says ``offer_id`` was retired."""
