@@ -1,4 +1,17 @@
-"""Sample-ratio mismatch: chi-square goodness of fit against the configured weights.
+"""Sample-ratio mismatch: chi-square goodness of fit against the configured weights, and an
+anytime-valid check for reports that are read every day.
+
+The anytime-valid check spends its level in two parts (weighted Bonferroni, so the false alarms
+stay below ``SEQUENTIAL_SRM_ALPHA`` however often and however long it is read):
+
+* ``HORIZON_SHARE`` on a repeated significance test up to the planned units ``N``: each cell's
+  deviation ``(n_i - n w_i) / sqrt(N w_i (1 - w_i))`` is, under the configured weights, a
+  Brownian motion on ``t = n / N`` in [0, 1], so a boundary ``c`` with
+  ``P(sup_{t <= 1} |W(t)| >= c) = alpha`` holds the level under continuous monitoring up to
+  ``N`` (Armitage, McPherson & Rowe 1969; the distribution of ``sup |W|``: Feller 1971,
+  Vol. II, X.5). It spends nothing past the plan.
+* the rest on the Dirichlet-multinomial mixture (Lindon & Malek 2022), a test martingale that
+  carries on past the plan.
 
 References
 ----------
@@ -11,13 +24,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import special, stats
+from numpy.typing import ArrayLike
+from scipy import optimize, special, stats
 
 from experiments.sequential import optimal_rho
 
 SRM_ALPHA = 0.001
 SEQUENTIAL_SRM_ALPHA = 0.01
-"""Ville's inequality bounds the false alarms of continuous monitoring by this level."""
+"""The anytime-valid check's bound on false alarms under continuous monitoring."""
+HORIZON_SHARE = 0.8
+"""Of ``SEQUENTIAL_SRM_ALPHA``, the part spent on the test up to the planned units (where the
+experiment is read); the mixture gets the rest and watches past the plan."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +97,71 @@ def log_bayes_factor(counts: np.ndarray, weights: np.ndarray, concentration: flo
     return result
 
 
+def brownian_sup_tail(c: ArrayLike) -> np.ndarray:
+    """``P(sup_{0 <= t <= 1} |W(t)| >= c)`` for a standard Brownian motion ``W``, elementwise.
+
+    Two exact series of the same law (Feller 1971, Vol. II, X.5): the method of images,
+    ``1 - sum_k (-1)^k [Phi((2k+1)c) - Phi((2k-1)c)]``, converges fast for ``c >= 1``; the
+    eigenfunction expansion, ``1 - (4/pi) sum_n (-1)^n / (2n+1) exp(-(2n+1)^2 pi^2 / (8 c^2))``,
+    for ``c < 1``.
+    """
+    x = np.abs(np.asarray(c, dtype=float))
+    large = np.maximum(x, 1.0)[..., None]
+    k = np.arange(-12, 13)
+    images = np.sum(
+        (-1.0) ** k * (special.ndtr((2 * k + 1) * large) - special.ndtr((2 * k - 1) * large)),
+        axis=-1,
+    )
+    small = np.clip(x, 1e-3, 1.0)[..., None]
+    m = np.arange(12)
+    eigen = (4 / np.pi) * np.sum(
+        (-1.0) ** m / (2 * m + 1) * np.exp(-((2 * m + 1) ** 2) * np.pi**2 / (8 * small**2)),
+        axis=-1,
+    )
+    result: np.ndarray = np.clip(1.0 - np.where(x >= 1.0, images, eigen), 0.0, 1.0)
+    return result
+
+
+def brownian_sup_boundary(alpha: float) -> float:
+    """The ``c`` with ``P(sup_{t <= 1} |W(t)| >= c) = alpha``, for ``alpha`` in (0, 1)."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be within (0, 1), got {alpha}")
+    return float(optimize.brentq(lambda c: float(brownian_sup_tail(c)) - alpha, 1e-3, 40.0))
+
+
+def horizon_deviations(counts: np.ndarray, weights: np.ndarray, planned_units: float) -> np.ndarray:
+    """Each cell's ``|n_i - n w_i| / sqrt(N w_i (1 - w_i))`` (cells on the last axis): under the
+    configured weights, the absolute value of a Brownian motion at ``t = n / N``."""
+    w = weights / weights.sum()
+    n = counts.sum(axis=-1, keepdims=True)
+    result: np.ndarray = np.abs(counts - n * w) / np.sqrt(planned_units * w * (1.0 - w))
+    return result
+
+
+def horizon_tests(cells: int) -> int:
+    """Tests the horizon check makes at each look: one per cell (Bonferroni), or one for two
+    cells, whose deviations are the same."""
+    return 1 if cells == 2 else cells
+
+
+def horizon_srm_p_value(
+    counts: Sequence[int], weights: Sequence[float], planned_units: float
+) -> float | None:
+    """Anytime-valid p-value up to ``planned_units``; None past them.
+
+    ``P(some look n <= N has p <= alpha) <= alpha`` for every ``alpha``, since the p-value is
+    decreasing in the largest deviation and the deviations' supremum has ``brownian_sup_tail``
+    (per cell, hence the Bonferroni factor).
+    """
+    c, w = _arrays(counts, weights)
+    if planned_units <= 0:
+        raise ValueError(f"planned_units must be > 0, got {planned_units}")
+    if c.sum() > planned_units:
+        return None
+    largest = float(horizon_deviations(c, w, planned_units).max())
+    return float(min(1.0, horizon_tests(c.size) * float(brownian_sup_tail(largest))))
+
+
 def srm_concentration(planned_units: float, alpha: float = SEQUENTIAL_SRM_ALPHA) -> float:
     """Dirichlet concentration making the sequential test most sensitive near ``planned_units``.
 
@@ -106,12 +188,27 @@ def sequential_srm_p_value(
     return float(min(1.0, np.exp(-log_bayes_factor(c, w, concentration))))
 
 
+def anytime_srm_p_value(
+    counts: Sequence[int], weights: Sequence[float], planned_units: float
+) -> float:
+    """The two anytime-valid p-values combined by weighted Bonferroni: the horizon test's over
+    ``HORIZON_SHARE`` (until the plan is reached) and the mixture's over the rest, the mixture
+    tuned for the plan at its share of the level."""
+    mixture_share = 1.0 - HORIZON_SHARE
+    concentration = srm_concentration(planned_units, SEQUENTIAL_SRM_ALPHA * mixture_share)
+    p = sequential_srm_p_value(counts, weights, concentration) / mixture_share
+    horizon = horizon_srm_p_value(counts, weights, planned_units)
+    if horizon is not None:
+        p = min(p, horizon / HORIZON_SHARE)
+    return float(min(1.0, p))
+
+
 def sample_ratio_check(
     counts: Sequence[int], weights: Sequence[float], planned_units: float
 ) -> SrmResult:
-    """The chi-square check (one look) and the sequential one (safe under daily looks)."""
+    """The chi-square check (one look) and the anytime-valid one (safe under daily looks)."""
     fixed = chi_square_srm(counts, weights)
     if fixed.error:
         return fixed
-    p = sequential_srm_p_value(counts, weights, srm_concentration(planned_units))
+    p = anytime_srm_p_value(counts, weights, planned_units)
     return replace(fixed, sequential_p_value=p, sequential_mismatch=p < SEQUENTIAL_SRM_ALPHA)

@@ -227,13 +227,14 @@ def lifecycle_world() -> tuple[Catalog, ResponseSpec]:
 
     Equal values (EUR 200) and a low organic take-up (1 % within the window) everywhere, so an
     offer's accept rate is mostly its uplift; a seen contact moves the logit by 4 x the banner's
-    persuasion 0.6 in its own stage (about 10 % take-up) and not at all elsewhere. Every visit is a session on the
-    placement, so the banner reaches every visitor (seen with probability 0.8), app or not. A policy that learns one rate per offer
-    makes the best offer on average (the mature customers' one) to everybody; a policy that
-    learns per context can make each stage its own. The two differ by several EUR of true
-    incremental value per unit, which a few thousand units per cell resolve. (In the default bank
-    the registered policies differ by cents per unit against a standard deviation of about EUR 60
-    per unit: no experiment of a feasible size tells them apart.)
+    persuasion 0.6 in its own stage (about 10 % take-up) and not at all elsewhere. Every visit
+    is a session on the placement, so the banner reaches every visitor (seen with probability
+    0.8), app or not. A policy that learns one rate per offer makes the best offer on average
+    (the mature customers' one) to everybody; a policy that learns per context can make each
+    stage its own. The two differ by several EUR of true incremental value per unit, which a few
+    thousand units per cell resolve. (In the default bank the registered policies differ by
+    cents per unit against a standard deviation of about EUR 60 per unit: no experiment of a
+    feasible size tells them apart.)
     """
     offers = tuple(
         OfferSpec(offer_id, offer_id.replace("_", " ").capitalize(), offer_id, "lifecycle",

@@ -206,9 +206,79 @@ def test_sample_ratio_check_carries_both_checks() -> None:
     # 1,800 vs 2,200: chi-square p = 2.5e-10, far past both levels.
     skewed = sample_ratio_check([1800, 2200], [1, 1], 20_000)
     assert skewed.mismatch and skewed.sequential_mismatch and skewed.alarm
-    # 9,760 vs 10,240: one look's chi-square says p = 0.0007, but a daily reader has taken many
-    # looks; the anytime-valid p (0.018) is the one that keeps false alarms at 1 %.
-    borderline = sample_ratio_check([9760, 10240], [1, 1], 20_000)
+    # 2,380 vs 2,620 at a quarter of the plan: one look's chi-square says p = 0.0007, but a
+    # daily reader has taken many looks; the anytime-valid p (0.12) keeps false alarms at 1 %.
+    borderline = sample_ratio_check([2380, 2620], [1, 1], 20_000)
     assert borderline.mismatch and not borderline.sequential_mismatch and not borderline.alarm
-    assert chi_square_srm([9760, 10240], [1, 1]).alarm
+    assert chi_square_srm([2380, 2620], [1, 1]).alarm
+    # The same share at the plan (9,520 vs 10,480): the horizon test has the evidence now.
+    assert sample_ratio_check([9520, 10480], [1, 1], 20_000).alarm
     assert sample_ratio_check([0, 0], [1, 1], 1000).error == "EMPTY_CELL"
+
+
+def test_the_sup_of_brownian_motion_law_agrees_with_its_bounds_and_with_simulation() -> None:
+    from experiments.srm import brownian_sup_boundary, brownian_sup_tail
+
+    c = np.linspace(0.2, 4.0, 40)
+    tail = brownian_sup_tail(c)
+    assert np.all(np.diff(tail) < 0)  # decreasing in c
+    # Reflection: P(sup W >= c) = 2 (1 - Phi(c)) <= P(sup |W| >= c) <= 2 P(sup W >= c).
+    one_sided = 2 * stats.norm.sf(c)
+    assert np.all(tail >= one_sided - 1e-12) and np.all(
+        tail <= np.minimum(1, 2 * one_sided) + 1e-12
+    )
+    # The two series meet at c = 1 (each used on its side).
+    assert brownian_sup_tail(1.0 - 1e-9) == pytest.approx(brownian_sup_tail(1.0), abs=1e-8)
+    # Simulated paths of 20,000 steps (a discrete path slightly undershoots the continuous sup).
+    rng = np.random.default_rng(11)
+    steps = 20_000
+    sup = np.zeros(4_000)
+    position = np.zeros(4_000)
+    for _ in range(steps // 500):
+        walk = np.cumsum(rng.standard_normal((4_000, 500)), axis=1) / np.sqrt(steps)
+        sup = np.maximum(sup, np.abs(position[:, None] + walk).max(axis=1))
+        position = position + walk[:, -1]
+    for level in (0.5, 1.0, 2.0):
+        assert (sup >= level).mean() == pytest.approx(float(brownian_sup_tail(level)), abs=0.03)
+    assert float(brownian_sup_tail(brownian_sup_boundary(0.01))) == pytest.approx(0.01, rel=1e-6)
+
+
+def test_the_horizon_srm_test_holds_its_level_under_near_continuous_monitoring() -> None:
+    """Looks after every 50 units up to the plan, three cells with unequal weights: the share
+    of 3,000 null paths that ever alarm at 1 % stays within binomial tolerance of 1 %."""
+    from experiments.srm import brownian_sup_boundary, horizon_deviations, horizon_tests
+
+    rng = np.random.default_rng(12)
+    weights = np.array([0.2, 0.3, 0.5])
+    planned, step, paths = 10_000, 50, 3_000
+    draws = rng.multinomial(step, weights, size=(paths, planned // step)).cumsum(axis=1)
+    boundary = brownian_sup_boundary(0.01 / horizon_tests(3))
+    alarms = (horizon_deviations(draws.astype(float), weights, planned) >= boundary).any(
+        axis=(1, 2)
+    )
+    assert alarms.mean() <= 0.01 + 3 * (0.01 * 0.99 / paths) ** 0.5
+
+
+def test_the_horizon_p_value_stops_at_the_plan_and_the_mixture_carries_on() -> None:
+    from experiments.srm import (
+        HORIZON_SHARE,
+        anytime_srm_p_value,
+        horizon_srm_p_value,
+        sequential_srm_p_value,
+        srm_concentration,
+    )
+
+    assert horizon_srm_p_value([10_100, 10_000], [1, 1], 20_000) is None
+    past = [12_000, 12_800]  # beyond the plan: only the mixture, at its share of the level
+    mixture = sequential_srm_p_value(past, [1, 1], srm_concentration(20_000, 0.01 * 0.2))
+    assert anytime_srm_p_value(past, [1, 1], 20_000) == pytest.approx(mixture / (1 - HORIZON_SHARE))
+    mixture_share = 1 - HORIZON_SHARE
+    for within in ([4_700, 5_300], [9_750, 10_250]):  # within the plan: the smaller of the two
+        horizon = horizon_srm_p_value(within, [1, 1], 20_000)
+        assert horizon is not None
+        mixture = sequential_srm_p_value(within, [1, 1], srm_concentration(20_000, 0.002))
+        assert anytime_srm_p_value(within, [1, 1], 20_000) == pytest.approx(
+            min(1.0, horizon / HORIZON_SHARE, mixture / mixture_share)
+        )
+    # A small mismatch reached at the plan: the horizon test sees it, the mixture does not.
+    assert horizon / HORIZON_SHARE < 0.01 < mixture / mixture_share

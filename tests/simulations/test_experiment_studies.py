@@ -10,9 +10,9 @@ import pytest
 
 from simulations.cli import main
 from simulations.experiment_studies import (
+    LIFECYCLE_OFFERS,
     PLANTED_NEGATIVE,
     PLANTED_NO_UPLIFT,
-    LIFECYCLE_OFFERS,
     POLICY_CELLS,
     format_planted,
     lifecycle_world,

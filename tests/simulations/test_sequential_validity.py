@@ -14,9 +14,9 @@ def test_sequential_validity_targets() -> None:
     assert float(rows["A/A"]["naive_peeking_reject"]) > 0.25
     assert float(rows["+10% relative"]["anytime_valid_mean_stop_per_arm"]) <= 14_300
     assert float(rows["SRM 50:50 (false alarm)"]["srm_alarm"]) <= 0.01
-    # Detection of 49:51 within 40,000 units at alpha 0.01 (Ville) and the concentration tuned
-    # for 40,000: about 74 %, below the 85 % asked (Ville at 1 % does not allow more here).
-    assert float(rows["SRM 49:51 (detection)"]["srm_alarm"]) >= 0.70
+    # Detection of 49:51 within the 40,000 planned units, false alarms held at 1 % however
+    # often the check is read.
+    assert float(rows["SRM 49:51 (detection)"]["srm_alarm"]) >= 0.85
     # Group-sequential, 10 pre-registered looks: the level holds (binomial tolerance) and the
     # power at +10 % relative on a 10 % baseline reaches 88 %.
     assert float(rows["A/A"]["group_sequential_reject"]) <= 0.05 + 3 * (0.05 * 0.95 / 2000) ** 0.5
