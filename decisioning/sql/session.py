@@ -183,4 +183,3 @@ class WalCheckpointer:
                 pooled.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
         finally:
             pooled.close()
-
