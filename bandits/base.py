@@ -171,10 +171,10 @@ class Policy(ABC):
     ) -> dict[str, float]:
         """Probability of choosing each action; sums to 1, each >= ``floor``; no side effects.
 
-        ``payoff`` maps each action to ``(scale, offset)``: the policy then explores over
-        ``scale * P(accept) + offset`` instead of P(accept) (the engine passes value x weight x
-        incrementality and minus the cost, so Thompson draws and confidence bounds are judged in
-        money); None is ``(1, 0)`` for every action.
+        ``payoff`` maps each action (it may hold others) to ``(scale, offset)``: the policy then
+        explores over ``scale * P(accept) + offset`` instead of P(accept) (the engine passes
+        value x weight x incrementality and minus the cost, so Thompson draws and confidence
+        bounds are judged in money); None is ``(1, 0)`` for every action.
         """
 
     @abstractmethod
@@ -272,12 +272,13 @@ def draw_slate(
         # One uniform draw against the running sum: exact, and faster than numpy for K <= 100.
         threshold = float(rng.random()) * total
         running = 0.0
-        action = next(a for a in reversed(list(probabilities)) if probabilities[a] > 0.0)
         for candidate, p in probabilities.items():
             running += p
             if threshold < running:
                 action = candidate
                 break
+        else:  # rounding left the threshold at the total: the last action that can be drawn
+            action = next(a for a in reversed(list(probabilities)) if probabilities[a] > 0.0)
         drawn.append(Draw(action=action, rank=rank, propensity=probabilities[action] / total))
         remaining.remove(action)
     return drawn

@@ -28,7 +28,7 @@ from decisioning.eligibility import CustomerFacts, exclusion_reason
 from decisioning.errors import InvalidInput
 from decisioning.settings import Settings
 from decisioning.sql import repositories as repo
-from decisioning.sql.hot_path import CustomerState, HotPath, hot_transaction
+from decisioning.sql.hot_path import CustomerState, HotConnections, HotPath
 from decisioning.sql.session import make_engine, migrate
 from decisioning.sql.tables import to_units
 from experiments.assignment import Assignment
@@ -146,9 +146,7 @@ class _Plan:
 
         def over(remaining: Sequence[str]) -> dict[str, float]:
             probabilities = self.policy.predict_proba_one(
-                self.context,
-                {o: self.actions[o] for o in remaining},
-                {o: self.payoff[o] for o in remaining},
+                self.context, {o: self.actions[o] for o in remaining}, self.payoff
             )
             return mix_uniform(probabilities, epsilon)
 
@@ -161,6 +159,7 @@ class DecisionEngine:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.db = engine if engine is not None else make_engine(settings.url)
+        self.hot = HotConnections(self.db)
         self.catalog = CatalogCache(self.db, settings.refresh_seconds)
         self.policies = PolicyCache(self.db, settings.refresh_seconds, settings.seed)
         self._rng = np.random.default_rng(settings.seed)
@@ -182,7 +181,7 @@ class DecisionEngine:
         catalog = self.catalog.current()
 
         def work() -> Decision:
-            with hot_transaction(self.db) as hot:
+            with self.hot.transaction() as hot:
                 return record(hot)
 
         def record(hot: HotPath) -> Decision:

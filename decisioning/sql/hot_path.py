@@ -12,6 +12,7 @@ timestamps, JSON text), so both paths read each other's rows.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,36 +38,66 @@ class CustomerState:
     cooling_down: set[str]
 
 
-@contextmanager
-def hot_transaction(engine: Engine) -> Iterator[HotPath]:
-    """One transaction on a pooled driver connection: commits once, rolls back on any exception.
+class HotConnections:
+    """The decision path's driver connections, one per thread, each kept for the thread's life.
 
-    SQLite takes its write lock up front (``BEGIN IMMEDIATE``); psycopg opens the transaction
-    with the first statement.
+    Each is made by the engine's pool (so with its connect-time settings) and then detached
+    from it: a checkout and a return, with the pool's reset, cost about as much as one of the
+    decision's statements. A connection the driver reports as broken is closed, and the thread's
+    next decision makes a new one.
     """
-    pooled = engine.raw_connection()
-    raw: Any = pooled.driver_connection
-    sqlite = engine.dialect.name == "sqlite"
-    try:
-        if sqlite:
-            raw.execute("BEGIN IMMEDIATE")
-        else:
-            # Like SQLite's synchronous=NORMAL: a crash may lose the last few milliseconds of
-            # decisions, each whole with its reservations and contacts; events stay synchronous.
-            raw.execute("SET LOCAL synchronous_commit = off")
-        yield HotPath(raw, engine.dialect.name)
-        if sqlite:
-            raw.execute("COMMIT")
-        else:
-            raw.commit()
-    except BaseException:
-        if not sqlite:
-            raw.rollback()
-        elif raw.in_transaction:
-            raw.execute("ROLLBACK")
-        raise
-    finally:
-        pooled.close()
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._local = threading.local()
+
+    def _connection(self) -> Any:
+        pooled = getattr(self._local, "pooled", None)
+        if pooled is None:
+            pooled = self._engine.raw_connection()
+            pooled.detach()
+            self._local.pooled = pooled
+        return pooled
+
+    @contextmanager
+    def transaction(self) -> Iterator[HotPath]:
+        """One transaction: commits once, rolls back on any exception.
+
+        SQLite takes its write lock up front (``BEGIN IMMEDIATE``); psycopg opens the transaction
+        with the first statement.
+        """
+        pooled = self._connection()
+        raw: Any = pooled.dbapi_connection  # the driver's own: these dialects wrap none
+        sqlite = self._engine.dialect.name == "sqlite"
+        try:
+            if sqlite:
+                raw.execute("BEGIN IMMEDIATE")
+            else:
+                # Like SQLite's synchronous=NORMAL: a crash may lose the last few milliseconds
+                # of decisions, each whole with its reservations and contacts; events stay
+                # synchronous.
+                raw.execute("SET LOCAL synchronous_commit = off")
+            yield HotPath(raw, self._engine.dialect.name)
+            if sqlite:
+                raw.execute("COMMIT")
+            else:
+                raw.commit()
+        except BaseException as exc:
+            try:
+                if not sqlite:
+                    raw.rollback()
+                elif raw.in_transaction:
+                    raw.execute("ROLLBACK")
+            except Exception:
+                self._discard(pooled)
+                raise exc from None
+            if isinstance(exc, Exception) and self._engine.dialect.is_disconnect(exc, raw, None):
+                self._discard(pooled)
+            raise
+
+    def _discard(self, pooled: Any) -> None:
+        self._local.pooled = None
+        pooled.invalidate()
 
 
 class _Dialect:
@@ -201,7 +232,7 @@ def _add_to_stats_statement(segments: int) -> str:
 
 
 class HotPath:
-    """The decision statements on one driver connection, inside ``hot_transaction``."""
+    """The decision statements on one driver connection, inside ``HotConnections.transaction``."""
 
     def __init__(self, raw: Any, dialect_name: str) -> None:
         self._dialect = _DIALECTS[dialect_name]
