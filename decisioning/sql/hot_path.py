@@ -91,7 +91,10 @@ class HotConnections:
             except Exception:
                 self._discard(pooled)
                 raise exc from None
-            if isinstance(exc, Exception) and self._engine.dialect.is_disconnect(exc, raw, None):
+            dialect = self._engine.dialect
+            if isinstance(exc, dialect.loaded_dbapi.Error) and dialect.is_disconnect(
+                exc, raw, None
+            ):
                 self._discard(pooled)
             raise
 
