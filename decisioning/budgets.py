@@ -7,7 +7,10 @@ with a reason); ``repositories.reserve_budget`` then makes the spend atomic.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -34,6 +37,74 @@ BUDGET_REASONS = frozenset(
 @lru_cache(maxsize=256)
 def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
+
+
+class BudgetStateCache:
+    """Each budget's last known state in this process, kept for ``max_age_seconds``.
+
+    The state only serves the pre-check that keeps offers whose budget looks spent out of the
+    draw; the binding check is the reservation's conditional UPDATE. So a state up to
+    ``max_age_seconds`` old (other workers' spend since, a price stepped since) never lets a
+    budget be overspent: at worst a draw reaches a reservation that fails, and the entry is
+    dropped. This process's own reservations are added once their decision has committed, so a
+    single worker's states stay exact. A new catalogue version (amounts, limits) empties it.
+    """
+
+    def __init__(self, max_age_seconds: float) -> None:
+        self._max_age = max_age_seconds
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[BudgetState, float]] = {}
+        self._catalog_version: int | None = None
+
+    def states(
+        self,
+        budget_ids: Iterable[str],
+        catalog_version: int,
+        read: Callable[[list[str]], dict[str, BudgetState]],
+    ) -> dict[str, BudgetState]:
+        """The states of ``budget_ids``, those missing or too old ``read`` from the database."""
+        if catalog_version != self._catalog_version:
+            with self._lock:
+                self._entries, self._catalog_version = {}, catalog_version
+        now = time.monotonic()
+        found: dict[str, BudgetState] = {}
+        missing: list[str] = []
+        for budget_id in budget_ids:
+            entry = self._entries.get(budget_id)
+            if entry is not None and now - entry[1] < self._max_age:
+                found[budget_id] = entry[0]
+            else:
+                missing.append(budget_id)
+        if missing:
+            fresh = read(missing)
+            with self._lock:
+                self._entries.update((b, (state, now)) for b, state in fresh.items())
+            found.update(fresh)
+        return found
+
+    def add_spend(self, charges: Iterable[tuple[str, int]], today: str) -> None:
+        """A committed decision's reservations, as the reservation's UPDATE made them."""
+        with self._lock:
+            for budget_id, units in charges:
+                entry = self._entries.get(budget_id)
+                if entry is not None:
+                    state, read_at = entry
+                    spent_today = state.day_spent_units if state.day == today else 0
+                    spent = replace(
+                        state,
+                        spent_units=state.spent_units + units,
+                        day=today,
+                        day_spent_units=spent_today + units,
+                    )
+                    self._entries[budget_id] = (spent, read_at)
+
+    def forget(self, budget_id: str) -> None:
+        with self._lock:
+            self._entries.pop(budget_id, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries = {}
 
 
 def business_day(now: datetime, timezone: str) -> str:

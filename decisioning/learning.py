@@ -223,7 +223,9 @@ def _learn_and_review(
     with unit_of_work(engine.db) as connection:
         if review(connection, now, engine.settings.default_policy):
             engine.catalog.invalidate()
-        update_prices(connection, catalog.budgets.values(), now)
+        repriced = update_prices(connection, catalog.budgets.values(), now)
+    if repriced:  # once committed, or a decision could cache the old price again meanwhile
+        engine.budget_states.clear()
     return learnt
 
 

@@ -45,7 +45,8 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 def open_engine(url: str, **overrides: object) -> DecisionEngine:
-    settings = Settings(database_url=url, seed=0, refresh_seconds=0.05, **overrides)  # type: ignore[arg-type]
+    values: dict[str, object] = {"database_url": url, "seed": 0, "refresh_seconds": 0.05}
+    settings = Settings(**{**values, **overrides})  # type: ignore[arg-type]
     return DecisionEngine.open(settings)
 
 

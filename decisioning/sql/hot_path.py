@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -77,11 +77,14 @@ class HotConnections:
                 # of decisions, each whole with its reservations and contacts; events stay
                 # synchronous.
                 raw.execute("SET LOCAL synchronous_commit = off")
-            yield HotPath(raw, self._engine.dialect.name)
+            hot = HotPath(raw, self._engine.dialect.name)
+            yield hot
             if sqlite:
                 raw.execute("COMMIT")
             else:
                 raw.commit()
+            for callback in hot.on_commit:
+                callback()
         except BaseException as exc:
             try:
                 if not sqlite:
@@ -108,6 +111,8 @@ class _Dialect:
 
     def __init__(self, name: str) -> None:
         self.sqlite = name == "sqlite"
+        # A decision writes the same ``now`` several times: its text is kept for the next call.
+        self._last_time: tuple[datetime | None, str] = (None, "")
 
     @lru_cache(maxsize=64)  # noqa: B019 - two instances for the life of the process
     def sql(self, statement: str) -> str:
@@ -117,8 +122,13 @@ class _Dialect:
     def time(self, value: datetime) -> Any:
         if not self.sqlite:
             return value
+        last = self._last_time  # one read: another thread may replace it (whole) meanwhile
+        if last[0] is value:
+            return last[1]
         # isoformat with fixed microseconds writes exactly SQLITE_TIME_FORMAT, faster than strftime
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        self._last_time = (value, text)
+        return text
 
     def read_time(self, value: Any) -> datetime:
         if isinstance(value, str):
@@ -241,6 +251,8 @@ class HotPath:
         self._dialect = _DIALECTS[dialect_name]
         self._dialect_name = dialect_name
         self._raw = raw
+        self.on_commit: list[Callable[[], None]] = []
+        """Run once the transaction has committed (not after a rollback)."""
 
     def _execute(self, statement: str, parameters: dict[str, Any]) -> Any:
         return self._raw.execute(self._dialect.sql(statement), parameters)

@@ -103,6 +103,7 @@ def test_arbitration_pays_the_price_of_a_dual_budget(sqlite_url: str) -> None:
     assert ranked == pytest.approx(priority(score, 100.0, 1.0, cost, INITIAL_PRICE * cost))
     with unit_of_work(engine.db) as connection:
         connection.execute(budgets.update().values(price=PRICE_CEILING))
+    engine.budget_states.clear()  # as run_periodic_jobs does once it has stepped a price
     answer = engine.decide(DecisionRequest("c-2", "app_banner", context={}), now=NOW)
     assert [o.offer_id for o in answer.offers] == ["loan"]
     assert answer.explanation["card"] == BUDGET_PRICE
