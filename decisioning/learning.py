@@ -223,10 +223,19 @@ def _learn_and_review(
     with unit_of_work(engine.db) as connection:
         if review(connection, now, engine.settings.default_policy):
             engine.catalog.invalidate()
-        repriced = update_prices(connection, catalog.budgets.values(), now)
-    if repriced:  # once committed, or a decision could cache the old price again meanwhile
-        engine.budget_states.clear()
+    step_prices(engine, now)
     return learnt
+
+
+def step_prices(engine: DecisionEngine, now: datetime) -> int:
+    """Step the price of every dual-paced budget due a step (``budgets.update_prices``); returns
+    how many moved. The engine's cached budget states are dropped once the prices are committed
+    (before, a decision could cache the old price again)."""
+    with unit_of_work(engine.db) as connection:
+        moved = update_prices(connection, engine.catalog.current().budgets.values(), now)
+    if moved:
+        engine.budget_states.clear()
+    return moved
 
 
 class BackgroundLearner:

@@ -57,7 +57,7 @@ from scipy import optimize
 from sqlalchemy import select
 
 from bandits import Policy
-from decisioning.budgets import BUDGET_REASONS, update_prices
+from decisioning.budgets import BUDGET_REASONS
 from decisioning.catalog import (
     offer_from_document,
     put_budget,
@@ -68,7 +68,7 @@ from decisioning.catalog import (
 from decisioning.domain import Budget, ContactPolicy, Decision, DecisionRequest, Event, Pacing
 from decisioning.engine import DecisionEngine
 from decisioning.events import MAX_BATCH, record_events
-from decisioning.learning import Learner, RewardDefinition
+from decisioning.learning import Learner, RewardDefinition, step_prices
 from decisioning.settings import DEFAULT_ATTRIBUTION_HOURS, Settings
 from decisioning.sql.session import make_engine, migrate, unit_of_work
 from decisioning.sql.tables import budgets, from_units
@@ -690,10 +690,7 @@ def _simulate(
         if learner is not None:
             learner.run_once(now=day_end)
             engine.policies.invalidate()
-        with unit_of_work(engine.db) as connection:  # the periodic job's price step
-            update_prices(
-                connection, engine.catalog.current().budgets.values(), START + (day + 1) * DAY
-            )
+        step_prices(engine, START + (day + 1) * DAY)  # the periodic job's price step
         seen += len(visits.times)
         metrics.budget_spent = budget_spent(engine)
         days.append(metrics)
