@@ -10,7 +10,6 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -88,14 +87,12 @@ class BudgetStateCache:
             for budget_id, units in charges:
                 entry = self._entries.get(budget_id)
                 if entry is not None:
-                    state, read_at = entry
-                    spent_today = state.day_spent_units if state.day == today else 0
-                    spent = replace(
-                        state,
-                        spent_units=state.spent_units + units,
-                        day=today,
-                        day_spent_units=spent_today + units,
-                    )
+                    s, read_at = entry
+                    spent_today = s.day_spent_units if s.day == today else 0
+                    spent = BudgetState(
+                        budget_id, s.amount_units, s.daily_limit_units, s.spent_units + units,
+                        today, spent_today + units, s.price,
+                    )  # fmt: skip
                     self._entries[budget_id] = (spent, read_at)
 
     def forget(self, budget_id: str) -> None:

@@ -7,7 +7,7 @@ policy's exploration on the arbitration's payoff (plus ``epsilon`` uniform) -> o
 
 from __future__ import annotations
 
-import os
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -84,7 +84,8 @@ def time_ordered_id() -> str:
     """32 hex digits: the millisecond of the wall clock (48 bits), then 80 random bits, laid
     out as UUIDv7 (RFC 9562) without its version bits. Later ids sort later, so the decision
     log's primary-key index grows at its end instead of touching a random page per insert."""
-    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+    # ``random`` reseeds itself in a forked worker, so workers never share their draws.
+    return f"{time.time_ns() // 1_000_000:012x}{random.getrandbits(80):020x}"
 
 
 def retrying(work: Callable[[], T]) -> T:
@@ -219,13 +220,17 @@ class DecisionEngine:
                 request.placement, self.settings.default_policy
             )
             policy, policy_version = self.policies.current(policy_name)
-            plan = self._plan(hot, catalog, policy, request, customer, context, now, assignment)
+            today = budget_checks.business_day(now, self.settings.business_timezone)
+            plan = self._plan(
+                hot, catalog, policy, request, customer, context, now, today, assignment
+            )
             epsilon = self.settings.epsilon if assignment.epsilon is None else assignment.epsilon
-            chosen = self._draw_and_reserve(hot, catalog, plan, now, epsilon)
+            chosen = self._draw_and_reserve(hot, catalog, plan, now, today, epsilon)
             if any(e.startswith(HOLDOUT_PREFIX) for e, _ in memberships):
                 memberships += self._offer_memberships(
-                    hot, catalog, policy, request, customer, context, now, assignment, chosen
-                )
+                    hot, catalog, policy, request, customer, context, now, today, assignment,
+                    chosen,
+                )  # fmt: skip
             decision_id = time_ordered_id()
             window = timedelta(hours=self.settings.attribution_window_hours)
             # Only a decision with memberships records exposures: most decisions skip this.
@@ -307,8 +312,10 @@ class DecisionEngine:
         customer_state: CustomerState,
         context: dict[str, Any],
         now: datetime,
+        today: str,
         assignment: Assignment,
     ) -> _Plan:
+        """What the decision may offer (``today`` is ``now``'s budget day)."""
         customer = CustomerFacts.of(context)
         offers = catalog.offers_by_channel[request.channel]
         timezone = context.get("timezone") or self.settings.business_timezone
@@ -352,7 +359,6 @@ class DecisionEngine:
         shadow_costs: dict[str, float] = {}  # offer -> sum of its budgets' price x charge
         if budget_ids:
             states = self.budget_states.states(budget_ids, catalog.version, hot.budget_states)
-            today = budget_checks.business_day(now, self.settings.business_timezone)
             for offer_id in eligible:
                 offer = catalog.offers[offer_id]
                 for budget in catalog.budgets_by_offer[offer_id]:
@@ -412,6 +418,7 @@ class DecisionEngine:
         customer: CustomerState,
         context: dict[str, Any],
         now: datetime,
+        today: str,
         assignment: Assignment,
         chosen: list[tuple[ChosenOffer, dict[str, int]]],
     ) -> list[tuple[str, str]]:
@@ -421,7 +428,9 @@ class DecisionEngine:
         each offer's incremental effect among the customers it is actually chosen for."""
         if not assignment.holdout:
             return [(OFFER_PREFIX + offer.offer_id, "shown") for offer, _ in chosen]
-        plan = self._plan(hot, catalog, policy, request, customer, context, now, Assignment())
+        plan = self._plan(
+            hot, catalog, policy, request, customer, context, now, today, Assignment()
+        )
         ghosts = self._draw(plan, plan.eligible, self.settings.epsilon)
         return [(OFFER_PREFIX + draw.action, "holdout") for draw in ghosts]
 
@@ -430,11 +439,16 @@ class DecisionEngine:
             return draw_slate(plan.distribution(epsilon), eligible, plan.slots, self._rng)
 
     def _draw_and_reserve(
-        self, hot: HotPath, catalog: CatalogSnapshot, plan: _Plan, now: datetime, epsilon: float
+        self,
+        hot: HotPath,
+        catalog: CatalogSnapshot,
+        plan: _Plan,
+        now: datetime,
+        today: str,
+        epsilon: float,
     ) -> list[tuple[ChosenOffer, dict[str, int]]]:
         """Draw the slate and reserve its budgets; an offer whose reservation loses a race to
         another worker is excluded and the slate is drawn again from the rest."""
-        today = budget_checks.business_day(now, self.settings.business_timezone)
         eligible = list(plan.eligible)
         while eligible and plan.slots > 0:
             draws = self._draw(plan, eligible, epsilon)

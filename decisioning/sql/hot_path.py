@@ -264,15 +264,17 @@ class HotPath:
         the one before it recorded, and caps hold across workers.
         """
         d = self._dialect
+        since_at = d.time(since)
+        now_at = d.time(now)  # last: the decision's later writes of ``now`` reuse its text
         # fetchall, not fetchone: an unfinished SQLite statement would keep its read snapshot
         # open past COMMIT, and the connection's next BEGIN IMMEDIATE would wait on it forever.
         found = self._execute(
-            LOCK_CUSTOMER[self._dialect_name], {"customer_id": customer_id, "now": d.time(now)}
+            LOCK_CUSTOMER[self._dialect_name], {"customer_id": customer_id, "now": now_at}
         ).fetchall()
         contacts: list[Contact] = []
         cooling: set[str] = set()
         rows = self._execute(
-            CONTACT_STATE, {"customer_id": customer_id, "since": d.time(since), "now": d.time(now)}
+            CONTACT_STATE, {"customer_id": customer_id, "since": since_at, "now": now_at}
         ).fetchall()
         for offer_id, channel, at in rows:
             if channel is None:
