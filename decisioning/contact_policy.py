@@ -1,18 +1,17 @@
 """Contact policy: frequency caps, refusal cool-downs and quiet hours for one customer.
 
-Reads the customer's recent contacts (taken under the customer's row lock, so the counts are
-exact even with many workers) and says how many more contacts the channel allows right now and
-which offers are blocked.
+Takes the customer's recent contacts as counts per cap window (read under the customer's row
+lock, so they are exact even with many workers; the database counts them, so a long history
+costs no more than a short one) and says how many more contacts the channel allows right now
+and which offers are blocked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from decisioning.domain import ContactPolicy
-from decisioning.sql.repositories import Contact
 
 QUIET_HOURS = "QUIET_HOURS"
 CHANNEL_DAILY_CAP = "CHANNEL_DAILY_CAP"
@@ -33,52 +32,63 @@ class ContactAllowance:
     offer_reasons: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class ContactWindows:
+    """Since when a decision at ``now`` counts contacts: a day, a week, the offer window."""
+
+    day: datetime
+    week: datetime
+    offer: datetime
+    now: datetime
+
+    @classmethod
+    def at(cls, policy: ContactPolicy, now: datetime) -> ContactWindows:
+        return cls(now - DAY, now - WEEK, now - timedelta(days=policy.offer_window_days), now)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactCounts:
+    """A customer's recent contacts as the caps count them (``ContactWindows``), with the
+    offers cooling down after a refusal; read under the customer's lock."""
+
+    channel_day: int = 0
+    """On the decision's channel within the last day."""
+    channel_week: int = 0
+    """On the decision's channel within the last week."""
+    total_week: int = 0
+    """On every channel within the last week."""
+    per_offer: dict[str, int] = field(default_factory=dict)
+    """Per offer, on every channel, within the policy's offer window."""
+    cooling_down: frozenset[str] = frozenset()
+
+
 def allowance(
     policy: ContactPolicy,
     channel: str,
-    history: Iterable[Contact],
-    cooling_down: set[str],
-    now: datetime,
+    counts: ContactCounts,
     local: datetime,
     wanted: int,
 ) -> ContactAllowance:
-    """How many of ``wanted`` contacts the policy allows on ``channel`` at ``now``.
-
-    ``local`` is ``now`` in the customer's time zone, for quiet hours.
-    """
+    """How many of ``wanted`` contacts the policy allows on ``channel``, given the customer's
+    ``counts``; ``local`` is now in the customer's time zone, for quiet hours."""
     quiet = policy.quiet_hours.get(channel)
     if quiet is not None and quiet.contains(local.time()):
         return ContactAllowance(0, QUIET_HOURS)
 
-    day_ago, week_ago = now - DAY, now - WEEK
-    offer_since = now - timedelta(days=policy.offer_window_days)
-    channel_day = channel_week = total_week = 0
-    per_offer: dict[str, int] = {}
-    for contact in history:
-        at = contact.contacted_at
-        if at >= week_ago:
-            total_week += 1
-            if contact.channel == channel:
-                channel_week += 1
-                if at >= day_ago:
-                    channel_day += 1
-        if at >= offer_since:
-            per_offer[contact.offer_id] = per_offer.get(contact.offer_id, 0) + 1
-
     slots, blocked = wanted, None
     caps = policy.channel_caps.get(channel)
     limits = [
-        (caps.per_day if caps else None, channel_day, CHANNEL_DAILY_CAP),
-        (caps.per_week if caps else None, channel_week, CHANNEL_WEEKLY_CAP),
-        (policy.total_per_week, total_week, TOTAL_WEEKLY_CAP),
+        (caps.per_day if caps else None, counts.channel_day, CHANNEL_DAILY_CAP),
+        (caps.per_week if caps else None, counts.channel_week, CHANNEL_WEEKLY_CAP),
+        (policy.total_per_week, counts.total_week, TOTAL_WEEKLY_CAP),
     ]
     for cap, used, reason in limits:
         if cap is not None and cap - used < slots:
             slots = max(0, cap - used)
             blocked = reason if slots == 0 else blocked
-    reasons = {offer_id: REFUSAL_COOLDOWN for offer_id in cooling_down}
+    reasons = {offer_id: REFUSAL_COOLDOWN for offer_id in counts.cooling_down}
     if policy.offer_max_contacts is not None:
-        for offer_id, count in per_offer.items():
+        for offer_id, count in counts.per_offer.items():
             if count >= policy.offer_max_contacts:
                 reasons.setdefault(offer_id, OFFER_CAP)
     return ContactAllowance(slots, blocked, reasons)

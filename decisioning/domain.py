@@ -234,11 +234,6 @@ class ContactPolicy:
         if not 0 <= self.refusal_cooldown_days <= 365:
             raise InvalidInput("must be within [0, 365]", field="refusal_cooldown_days")
 
-    @property
-    def history_days(self) -> int:
-        """How far back the contact history must be read to check every cap."""
-        return max(7, self.offer_window_days if self.offer_max_contacts is not None else 0)
-
 
 MAX_CONTEXT_KEYS = 100
 MAX_CONTEXT_STRING = 256

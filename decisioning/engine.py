@@ -23,7 +23,7 @@ from bandits import Draw, Policy, draw_slate, make_policy
 from bandits.base import mix_uniform
 from decisioning import budgets as budget_checks
 from decisioning.catalog import CatalogCache, CatalogSnapshot
-from decisioning.contact_policy import allowance
+from decisioning.contact_policy import ContactWindows, allowance
 from decisioning.domain import ID_MAX, ChosenOffer, Decision, DecisionRequest
 from decisioning.eligibility import CustomerFacts, exclusion_reason
 from decisioning.errors import InvalidInput
@@ -195,8 +195,11 @@ class DecisionEngine:
                 return record(hot)
 
         def record(hot: HotPath) -> Decision:
-            since = now - timedelta(days=catalog.contact_policy.history_days)
-            customer = hot.lock_customer(request.customer_id, since, now)
+            customer = hot.lock_customer(
+                request.customer_id,
+                request.channel,
+                ContactWindows.at(catalog.contact_policy, now),
+            )
             context = {**customer.attributes, **request.context}
             assignment = catalog.assigner.assign_one(
                 request.customer_id, request.placement, context
@@ -326,13 +329,7 @@ class DecisionEngine:
                 f"unknown time zone {timezone!r}", field="context.timezone"
             ) from None
         allowed = allowance(
-            catalog.contact_policy,
-            request.channel,
-            customer_state.contacts,
-            customer_state.cooling_down,
-            now,
-            local,
-            request.limit,
+            catalog.contact_policy, request.channel, customer_state.contacts, local, request.limit
         )
         experiment_reason = (
             _experiment_reasons(assignment)

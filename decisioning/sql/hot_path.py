@@ -23,7 +23,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine
 
-from decisioning.sql.repositories import BudgetState, Contact
+from decisioning.contact_policy import ContactCounts, ContactWindows
+from decisioning.sql.repositories import BudgetState
 from decisioning.sql.tables import from_units
 
 SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # what SQLAlchemy's SQLite DateTime stores
@@ -34,8 +35,7 @@ class CustomerState:
     """What a decision reads of its customer under the row lock."""
 
     attributes: dict[str, Any]
-    contacts: list[Contact]
-    cooling_down: set[str]
+    contacts: ContactCounts
 
 
 class HotConnections:
@@ -151,12 +151,18 @@ RETURNING attributes
 """,
     "sqlite": "SELECT attributes FROM customers WHERE customer_id = :customer_id",
 }
-CONTACT_STATE = """
-SELECT offer_id, channel, contacted_at FROM contacts
-WHERE customer_id = :customer_id AND contacted_at >= :since
+# One row of the week's counts, one per offer contacted within the offer window, one per offer
+# cooling down: the database counts, so reading a long history costs what a short one does.
+CONTACT_COUNTS = """
+SELECT 'week', CAST(NULL AS VARCHAR),
+    SUM(CASE WHEN channel = :channel AND contacted_at >= :day THEN 1 ELSE 0 END),
+    SUM(CASE WHEN channel = :channel THEN 1 ELSE 0 END), COUNT(*)
+FROM contacts WHERE customer_id = :customer_id AND contacted_at >= :week
 UNION ALL
-SELECT offer_id, CAST(NULL AS VARCHAR), until FROM cooldowns
-WHERE customer_id = :customer_id AND until > :now
+SELECT 'offer', offer_id, COUNT(*), 0, 0 FROM contacts
+WHERE customer_id = :customer_id AND contacted_at >= :offer GROUP BY offer_id
+UNION ALL
+SELECT 'cooling', offer_id, 0, 0, 0 FROM cooldowns WHERE customer_id = :customer_id AND until > :now
 """
 BUDGET_STATES = """
 SELECT budget_id, amount_units, daily_limit_units, spent_units, day, day_spent_units, price
@@ -257,32 +263,44 @@ class HotPath:
     def _execute(self, statement: str, parameters: dict[str, Any]) -> Any:
         return self._raw.execute(self._dialect.sql(statement), parameters)
 
-    def lock_customer(self, customer_id: str, since: datetime, now: datetime) -> CustomerState:
-        """Lock the customer's row for this transaction, then read profile, contacts, cool-downs.
+    def lock_customer(
+        self, customer_id: str, channel: str, windows: ContactWindows
+    ) -> CustomerState:
+        """Lock the customer's row for this transaction, then read the profile and count the
+        contacts and cool-downs the caps need.
 
         Concurrent decisions for one customer queue on the lock, so each one sees the contacts
         the one before it recorded, and caps hold across workers.
         """
         d = self._dialect
-        since_at = d.time(since)
-        now_at = d.time(now)  # last: the decision's later writes of ``now`` reuse its text
+        parameters = {
+            "customer_id": customer_id,
+            "channel": channel,
+            "day": d.time(windows.day),
+            "week": d.time(windows.week),
+            "offer": d.time(windows.offer),
+            "now": d.time(windows.now),  # last: the decision's later writes reuse its text
+        }
         # fetchall, not fetchone: an unfinished SQLite statement would keep its read snapshot
         # open past COMMIT, and the connection's next BEGIN IMMEDIATE would wait on it forever.
         found = self._execute(
-            LOCK_CUSTOMER[self._dialect_name], {"customer_id": customer_id, "now": now_at}
+            LOCK_CUSTOMER[self._dialect_name],
+            {"customer_id": customer_id, "now": parameters["now"]},
         ).fetchall()
-        contacts: list[Contact] = []
+        week = (0, 0, 0)
+        per_offer: dict[str, int] = {}
         cooling: set[str] = set()
-        rows = self._execute(
-            CONTACT_STATE, {"customer_id": customer_id, "since": since_at, "now": now_at}
-        ).fetchall()
-        for offer_id, channel, at in rows:
-            if channel is None:
-                cooling.add(offer_id)
+        for kind, offer_id, first, second, third in self._execute(
+            CONTACT_COUNTS, parameters
+        ).fetchall():
+            if kind == "week":
+                week = (int(first or 0), int(second or 0), int(third))
+            elif kind == "offer":
+                per_offer[offer_id] = int(first)
             else:
-                contacts.append(Contact(offer_id, channel, d.read_time(at)))
+                cooling.add(offer_id)
         attributes = d.read_json(found[0][0]) if found else {}
-        return CustomerState(dict(attributes), contacts, cooling)
+        return CustomerState(dict(attributes), ContactCounts(*week, per_offer, frozenset(cooling)))
 
     def budget_states(self, budget_ids: Iterable[str]) -> dict[str, BudgetState]:
         ids = sorted(budget_ids)

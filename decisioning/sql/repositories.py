@@ -235,13 +235,6 @@ def customer_profile(connection: Connection, customer_id: str) -> dict[str, Any]
     return None if value is None else dict(value)
 
 
-@dataclass(frozen=True, slots=True)
-class Contact:
-    offer_id: str
-    channel: str
-    contacted_at: datetime
-
-
 def start_cooldown(
     connection: Connection, customer_id: str, offer_id: str, until: datetime
 ) -> None:
