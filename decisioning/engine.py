@@ -249,16 +249,11 @@ class DecisionEngine:
                         experiment_id, request.customer_id, "contacts", len(chosen), now - window
                     )
             hot.record_contacts(
-                [
-                    {
-                        "customer_id": request.customer_id,
-                        "offer_id": offer.offer_id,
-                        "channel": request.channel,
-                        "decision_id": decision_id,
-                        "contacted_at": now,
-                    }
-                    for offer, _ in chosen
-                ],
+                request.customer_id,
+                request.channel,
+                decision_id,
+                now,
+                [offer.offer_id for offer, _ in chosen],
             )
             latency_ms = (time.perf_counter() - started) * 1000.0
             hot.insert_decision(

@@ -183,9 +183,9 @@ RELEASE_BUDGET = """
 UPDATE budgets SET spent_units = spent_units - :charge, day_spent_units = day_spent_units - :charge
 WHERE budget_id = :budget_id
 """
-INSERT_CONTACT = """
-INSERT INTO contacts (customer_id, offer_id, channel, decision_id, contacted_at)
-VALUES (:customer_id, :offer_id, :channel, :decision_id, :contacted_at)
+# ``{rows}`` repeats "(:customer_id, :offer<i>, :channel, :decision_id, :contacted_at)".
+INSERT_CONTACTS = """
+INSERT INTO contacts (customer_id, offer_id, channel, decision_id, contacted_at) VALUES {rows}
 """
 INSERT_DECISION = """
 INSERT INTO decisions (decision_id, created_at, customer_id, channel, placement, policy_name,
@@ -237,6 +237,14 @@ WHERE experiment_id = :experiment_id AND cell = :cell AND metric = :metric
     AND segment IN ({segments})
 """
 METRICS = ("conversion", "value", "accepts", "clicks", "contacts")
+
+
+@lru_cache(maxsize=16)
+def _insert_contacts_statement(contacts: int) -> str:
+    rows = (
+        f"(:customer_id, :offer{i}, :channel, :decision_id, :contacted_at)" for i in range(contacts)
+    )
+    return INSERT_CONTACTS.format(rows=", ".join(rows))
 
 
 @lru_cache(maxsize=16)
@@ -326,11 +334,25 @@ class HotPath:
         """Undo a reservation made earlier in this transaction (its row is still locked)."""
         self._execute(RELEASE_BUDGET, {"budget_id": budget_id, "charge": charge_units})
 
-    def record_contacts(self, rows: Sequence[dict[str, Any]]) -> None:
-        for row in rows:
-            self._execute(
-                INSERT_CONTACT, {**row, "contacted_at": self._dialect.time(row["contacted_at"])}
-            )
+    def record_contacts(
+        self,
+        customer_id: str,
+        channel: str,
+        decision_id: str,
+        contacted_at: datetime,
+        offer_ids: Sequence[str],
+    ) -> None:
+        """One contact per offer made, in one statement."""
+        if not offer_ids:
+            return
+        parameters: dict[str, Any] = {
+            "customer_id": customer_id,
+            "channel": channel,
+            "decision_id": decision_id,
+            "contacted_at": self._dialect.time(contacted_at),
+        }
+        parameters.update({f"offer{i}": offer_id for i, offer_id in enumerate(offer_ids)})
+        self._execute(_insert_contacts_statement(len(offer_ids)), parameters)
 
     def insert_decision(self, row: dict[str, Any]) -> None:
         values = dict(row)
