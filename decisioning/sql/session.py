@@ -151,10 +151,14 @@ class WalCheckpointer:
     connections keep an automatic checkpoint at ``restart_pages``: the commit that crosses it
     copies the little the passive ones left, and the log starts over (without it, the log file
     grew by 9 pages a decision, past 700 MB in 20,000 decisions, and decisions slowed down).
+    That commit also waits for the checkpoint's fsyncs, so the restart is rare (50,000 pages,
+    a log of about 200 MB) and the passive checkpoints frequent (every 50 ms), which leaves it
+    little to copy: measured, p99 at 8 connections fell from about 14 to about 10 ms against
+    10,000 pages every 200 ms.
     """
 
     def __init__(
-        self, engine: Engine, interval_seconds: float = 0.2, restart_pages: int = 10_000
+        self, engine: Engine, interval_seconds: float = 0.05, restart_pages: int = 50_000
     ) -> None:
         self._engine = engine
         self._interval = interval_seconds
