@@ -83,8 +83,6 @@ class HotConnections:
                 raw.execute("COMMIT")
             else:
                 raw.commit()
-            for callback in hot.on_commit:
-                callback()
         except BaseException as exc:
             try:
                 if not sqlite:
@@ -100,6 +98,8 @@ class HotConnections:
             ):
                 self._discard(pooled)
             raise
+        for callback in hot.on_commit:  # outside the try: the transaction is over, committed
+            callback()
 
     def _discard(self, pooled: Any) -> None:
         self._local.pooled = None
