@@ -20,6 +20,7 @@ Fabijan et al. (2019), "Diagnosing sample ratio mismatch in online controlled ex
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -144,6 +145,16 @@ def horizon_tests(cells: int) -> int:
     return 1 if cells == 2 else cells
 
 
+def _horizon_p_values(c: np.ndarray, w: np.ndarray, planned_units: float) -> np.ndarray:
+    """The horizon test's p-values (cells on the last axis), ``inf`` past ``planned_units``."""
+    if planned_units <= 0:
+        raise ValueError(f"planned_units must be > 0, got {planned_units}")
+    largest = horizon_deviations(c, w, planned_units).max(axis=-1)
+    p = np.minimum(1.0, horizon_tests(c.shape[-1]) * brownian_sup_tail(largest))
+    result: np.ndarray = np.where(c.sum(axis=-1) <= planned_units, p, np.inf)
+    return result
+
+
 def horizon_srm_p_value(
     counts: Sequence[int], weights: Sequence[float], planned_units: float
 ) -> float | None:
@@ -154,12 +165,8 @@ def horizon_srm_p_value(
     (per cell, hence the Bonferroni factor).
     """
     c, w = _arrays(counts, weights)
-    if planned_units <= 0:
-        raise ValueError(f"planned_units must be > 0, got {planned_units}")
-    if c.sum() > planned_units:
-        return None
-    largest = float(horizon_deviations(c, w, planned_units).max())
-    return float(min(1.0, horizon_tests(c.size) * float(brownian_sup_tail(largest))))
+    p = float(_horizon_p_values(c, w, planned_units))
+    return None if math.isinf(p) else p
 
 
 def srm_concentration(planned_units: float, alpha: float = SEQUENTIAL_SRM_ALPHA) -> float:
@@ -173,6 +180,14 @@ def srm_concentration(planned_units: float, alpha: float = SEQUENTIAL_SRM_ALPHA)
     return 1.0 / optimal_rho(planned_units, alpha) ** 2
 
 
+def _mixture_p_values(c: np.ndarray, w: np.ndarray, concentration: float) -> np.ndarray:
+    """``min(1, 1 / BF)`` of the Dirichlet-multinomial mixture (cells on the last axis)."""
+    if concentration <= 0:
+        raise ValueError(f"concentration must be > 0, got {concentration}")
+    result: np.ndarray = np.exp(np.minimum(0.0, -log_bayes_factor(c, w, concentration)))
+    return result
+
+
 def sequential_srm_p_value(
     counts: Sequence[int], weights: Sequence[float], concentration: float = 100.0
 ) -> float:
@@ -183,24 +198,30 @@ def sequential_srm_p_value(
     is a valid p-value.
     """
     c, w = _arrays(counts, weights)
-    if concentration <= 0:
-        raise ValueError(f"concentration must be > 0, got {concentration}")
-    return float(min(1.0, np.exp(-log_bayes_factor(c, w, concentration))))
+    return float(_mixture_p_values(c, w, concentration))
+
+
+def anytime_srm_p_values(
+    counts: np.ndarray, weights: np.ndarray, planned_units: float
+) -> np.ndarray:
+    """The two anytime-valid p-values combined by weighted Bonferroni, for count vectors on the
+    last axis (one, or e.g. every look of many experiments): the horizon test's over
+    ``HORIZON_SHARE`` (until the plan is reached) and the mixture's over the rest, the mixture
+    tuned for the plan at its share of the level."""
+    mixture_share = 1.0 - HORIZON_SHARE
+    concentration = srm_concentration(planned_units, SEQUENTIAL_SRM_ALPHA * mixture_share)
+    mixture = _mixture_p_values(counts, weights, concentration) / mixture_share
+    horizon = _horizon_p_values(counts, weights, planned_units) / HORIZON_SHARE
+    result: np.ndarray = np.minimum(1.0, np.minimum(mixture, horizon))
+    return result
 
 
 def anytime_srm_p_value(
     counts: Sequence[int], weights: Sequence[float], planned_units: float
 ) -> float:
-    """The two anytime-valid p-values combined by weighted Bonferroni: the horizon test's over
-    ``HORIZON_SHARE`` (until the plan is reached) and the mixture's over the rest, the mixture
-    tuned for the plan at its share of the level."""
-    mixture_share = 1.0 - HORIZON_SHARE
-    concentration = srm_concentration(planned_units, SEQUENTIAL_SRM_ALPHA * mixture_share)
-    p = sequential_srm_p_value(counts, weights, concentration) / mixture_share
-    horizon = horizon_srm_p_value(counts, weights, planned_units)
-    if horizon is not None:
-        p = min(p, horizon / HORIZON_SHARE)
-    return float(min(1.0, p))
+    """``anytime_srm_p_values`` of one count vector."""
+    c, w = _arrays(counts, weights)
+    return float(anytime_srm_p_values(c, w, planned_units))
 
 
 def sample_ratio_check(

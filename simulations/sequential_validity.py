@@ -11,15 +11,7 @@ from scipy import stats
 
 from experiments.group_sequential import boundaries
 from experiments.sequential import optimal_rho
-from experiments.srm import (
-    HORIZON_SHARE,
-    SEQUENTIAL_SRM_ALPHA,
-    brownian_sup_boundary,
-    horizon_deviations,
-    horizon_tests,
-    log_bayes_factor,
-    srm_concentration,
-)
+from experiments.srm import SEQUENTIAL_SRM_ALPHA, anytime_srm_p_values
 
 STEP, MAX_N, BASE, ALPHA = 500, 20_000, 0.10, 0.05
 
@@ -77,20 +69,13 @@ SRM_UNITS = 40_000
 
 
 def _srm(rng: np.random.Generator, experiments: int, p: float) -> float:
-    """Share of experiments whose anytime-valid SRM check (``experiments.srm``) alarms at some
-    look (every 1,000 units up to ``SRM_UNITS``, the plan): the horizon test at its share of the
-    level, or the mixture, tuned for the plan, at the rest."""
+    """Share of experiments whose anytime-valid SRM p-value (``experiments.srm``, the plan
+    ``SRM_UNITS``) falls below its level at some look, every 1,000 units up to the plan."""
     looks = np.arange(1, SRM_UNITS // 1000 + 1) * 1000
     a = rng.binomial(1000, p, (experiments, looks.size)).cumsum(axis=1).astype(float)
     counts = np.stack([a, looks - a], axis=-1)
-    weights = np.array([0.5, 0.5])
-    horizon_alpha = SEQUENTIAL_SRM_ALPHA * HORIZON_SHARE
-    mixture_alpha = SEQUENTIAL_SRM_ALPHA - horizon_alpha
-    boundary = brownian_sup_boundary(horizon_alpha / horizon_tests(2))
-    horizon = horizon_deviations(counts, weights, SRM_UNITS).max(axis=-1) >= boundary
-    concentration = srm_concentration(SRM_UNITS, mixture_alpha)
-    mixture = log_bayes_factor(counts, weights, concentration) > -np.log(mixture_alpha)
-    return float((horizon | mixture).any(axis=1).mean())
+    p_values = anytime_srm_p_values(counts, np.array([0.5, 0.5]), SRM_UNITS)
+    return float((p_values < SEQUENTIAL_SRM_ALPHA).any(axis=1).mean())
 
 
 def run(seed: int, experiments: int = 2000) -> list[dict[str, float | str]]:
