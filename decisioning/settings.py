@@ -22,7 +22,13 @@ class Settings(BaseSettings):
     )
     sqlite_path: Path = Field(default=Path("decisioning.db"), description="Embedded database file.")
     refresh_seconds: float = Field(
-        default=1.0, gt=0, le=60, description="How often a worker checks for a newer catalogue."
+        default=1.0,
+        gt=0,
+        le=60,
+        description=(
+            "How often a worker checks for a newer catalogue and policy snapshot, and how old"
+            " its cached budget states may get."
+        ),
     )
     default_policy: str = Field(default="beta-bernoulli", description="Registered policy name.")
     epsilon: float = Field(
