@@ -46,6 +46,8 @@ def experiment_report(
     counts = [by_metric.get(design["primary_metric"], {}).get(c["name"], EMPTY).n for c in cells]
     bandit_periods = design.get("bandit_periods")
     planned = design["planned_units_per_cell"] or DEFAULT_PLANNED_UNITS_PER_CELL
+    # A planned size is a horizon the sequential test may spend most of its alpha on.
+    horizon = design["planned_units_per_cell"] is not None
     if bandit_periods is None:
         ratio = sample_ratio_check(counts, [c["weight"] for c in cells], planned * len(cells))
     else:  # the weights change by design; each period's cells are compared within it
@@ -65,6 +67,7 @@ def experiment_report(
                 control,
                 alpha=design["alpha"],
                 planned_n_per_cell=planned,
+                horizon=horizon,
             )
             continue
         metrics[metric] = analyse_metric(
@@ -74,6 +77,7 @@ def experiment_report(
             alpha=design["alpha"],
             planned_n_per_cell=planned,
             use_cuped=cuped,
+            horizon=horizon,
         )
     primary = metrics[design["primary_metric"]]
     action, reason = recommend(primary, ratio, design["alpha"])
@@ -95,6 +99,7 @@ def experiment_report(
                 alpha=design["alpha"],
                 planned_n_per_cell=planned,
                 use_cuped=cuped,
+                horizon=horizon,
             )
     by_segment: dict[str, dict[str, dict[str, RegressionStats]]] = {}  # metric, segment, cell
     for row in repo.segment_statistics(connection, experiment_id):
@@ -168,6 +173,7 @@ def _segments(
             alpha=design["alpha"],
             planned_n_per_cell=planned,
             use_cuped=cuped,
+            horizon=design["planned_units_per_cell"] is not None,
         )
     ]
 

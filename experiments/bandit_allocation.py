@@ -28,7 +28,7 @@ from scipy import stats
 from experiments.fixed_horizon import LiftResult, _check, _nan
 from experiments.multiple_testing import holm
 from experiments.report import Comparison, MetricReport
-from experiments.sequential import SequentialLift, always_valid_p_value, half_width
+from experiments.sequential import SequentialLift
 from experiments.statistics import SampleStats
 
 
@@ -131,9 +131,7 @@ def sequential_stratified_lift(
         return _nan("EMPTY_CELL")
     if se == 0.0:
         return _nan("ZERO_VARIANCE")
-    sigma2 = se**2 * n
-    h = half_width(sigma2, n, sequential.rho, sequential.alpha)
-    p = always_valid_p_value(estimate, sigma2, n, sequential.rho)
+    h, p = sequential.bounds(estimate, se**2 * n, n)
     return LiftResult(estimate, estimate - h, estimate + h, p)
 
 
@@ -145,11 +143,12 @@ def analyse_bandit_metric(
     *,
     alpha: float,
     planned_n_per_cell: float,
+    horizon: bool = False,
 ) -> MetricReport:
     """Every cell against ``control`` on ``metric``, stratified by allocation period, with Holm
     across cells on the anytime-valid p-values (as ``experiments.report.analyse_metric`` does
     for a fixed allocation; no CUPED and no relative lift here)."""
-    sequential = SequentialLift(alpha=alpha, planned_n_per_cell=planned_n_per_cell)
+    sequential = SequentialLift(alpha, planned_n_per_cell, horizon)
     empty = SampleStats(0, 0.0, 0.0)
     comparisons = []
     for name in cells:

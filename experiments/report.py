@@ -68,14 +68,16 @@ def analyse_metric(
     alpha: float,
     planned_n_per_cell: float,
     use_cuped: bool,
+    horizon: bool = False,
 ) -> MetricReport:
-    """Every cell of ``cells`` against ``control`` on ``metric``, CUPED-adjusted if asked."""
+    """Every cell of ``cells`` against ``control`` on ``metric``, CUPED-adjusted if asked;
+    ``horizon``: the planned units are the horizon (``SequentialLift``)."""
     names = list(cells)
     if use_cuped and all(c.n > 1 for c in cells.values()):
         samples = dict(zip(names, cuped([cells[n] for n in names]), strict=True))
     else:
         samples = {n: cells[n].y for n in names}
-    sequential = SequentialLift(alpha=alpha, planned_n_per_cell=planned_n_per_cell)
+    sequential = SequentialLift(alpha, planned_n_per_cell, horizon)
     comparisons = [
         _compare(samples[control], samples[name], name, control, alpha, sequential)
         for name in names
@@ -104,6 +106,7 @@ def analyse_segments(
     alpha: float,
     planned_n_per_cell: float,
     use_cuped: bool,
+    horizon: bool = False,
 ) -> list[SegmentComparison]:
     """Uplift by segment: every cell against ``control`` within each segment.
 
@@ -121,6 +124,7 @@ def analyse_segments(
             alpha=alpha,
             planned_n_per_cell=planned_n_per_cell,
             use_cuped=use_cuped,
+            horizon=horizon,
         )
         found += [SegmentComparison(segment, c) for c in report.comparisons]
     valid = [i for i, s in enumerate(found) if s.comparison.sequential_p_value is not None]

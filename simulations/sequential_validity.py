@@ -10,7 +10,7 @@ import numpy as np
 from scipy import stats
 
 from experiments.group_sequential import boundaries
-from experiments.sequential import optimal_rho
+from experiments.sequential import SequentialLift, mixture_boundary
 from experiments.srm import SEQUENTIAL_SRM_ALPHA, anytime_srm_p_values
 
 STEP, MAX_N, BASE, ALPHA = 500, 20_000, 0.10, 0.05
@@ -22,22 +22,26 @@ def _paths(rng: np.random.Generator, experiments: int, p: float) -> np.ndarray:
 
 
 def _trial(
-    rng: np.random.Generator, experiments: int, lift: float, tuned_for: float = 2.0 * MAX_N
+    rng: np.random.Generator,
+    experiments: int,
+    lift: float,
+    tuned_for: float = 2.0 * MAX_N,
+    horizon: bool = True,
 ) -> dict[str, float]:
     """Reject and stop rates of the anytime-valid CS (mixture tuned for ``tuned_for`` total
-    units) and of the naive z-test, both peeked at every look."""
+    units; with ``horizon``, spending on the plan of ``MAX_N`` per arm as reports do) and of the
+    naive z-test, both peeked at every look."""
     looks = np.arange(1, MAX_N // STEP + 1) * STEP
     c = _paths(rng, experiments, BASE) / looks
     t = _paths(rng, experiments, BASE * (1 + lift)) / looks
     v = c * (1 - c) / looks + t * (1 - t) / looks
-    v = np.where(v > 0, v, np.inf)
-    diff = t - c
-    n = 2.0 * looks
-    rho = optimal_rho(tuned_for, ALPHA)
-    nr = n * rho**2
-    half = np.sqrt(v * n * 2 * (nr + 1) / (n**2 * rho**2) * np.log(np.sqrt(nr + 1) / ALPHA))
-    seq = np.abs(diff) > half
-    naive = np.abs(diff) / np.sqrt(v) > stats.norm.ppf(1 - ALPHA / 2)
+    z = (t - c) / np.sqrt(np.where(v > 0, v, np.inf))
+    test = SequentialLift(ALPHA, tuned_for / 2.0, horizon=horizon)
+    fraction = 2.0 * looks / test.planned_n
+    # The standardised sum against the boundary is the interval excluding 0 (``bounds``).
+    boundary = mixture_boundary(fraction, test.level(2.0 * MAX_N), test.planned_n * test.rho**2)
+    seq = np.abs(z) * np.sqrt(fraction) >= boundary
+    naive = np.abs(z) > stats.norm.ppf(1 - ALPHA / 2)
     stop = np.where(seq.any(axis=1), looks[np.argmax(seq, axis=1)], MAX_N)
     return {
         "anytime_valid_reject": float(seq.any(axis=1).mean()),
@@ -85,17 +89,19 @@ def run(seed: int, experiments: int = 2000) -> list[dict[str, float | str]]:
     power = _trial(rng, experiments, 0.10)
     aa_gs = _group_sequential(rng, experiments, 0.0)
     power_gs = _group_sequential(rng, experiments, 0.10)
-    # The power the normal mixture reaches when tuned for other totals than the plan's.
+    # The plain mixture (no horizon), tuned for the plan's total and for others.
     sweep = {
-        f"anytime_valid_reject_tuned_{total // 1000}k": _trial(rng, experiments, 0.10, total)[
-            "anytime_valid_reject"
-        ]
-        for total in (20_000, 30_000, 60_000)
+        f"plain_mixture_reject_tuned_{total // 1000}k": _trial(
+            rng, experiments, 0.10, total, horizon=False
+        )["anytime_valid_reject"]
+        for total in (20_000, 2 * MAX_N, 60_000)
     }
+    plain_aa = _trial(rng, experiments, 0.0, horizon=False)["anytime_valid_reject"]
     return [
         {"scenario": "A/A", **aa, **aa_gs},
         {"scenario": "+10% relative", **power, **power_gs},
-        {"scenario": "+10% relative, tuning", **sweep},
+        {"scenario": "+10% relative, plain", **sweep},
+        {"scenario": "A/A, plain", "plain_mixture_reject": plain_aa},
         {"scenario": "SRM 50:50 (false alarm)", "srm_alarm": _srm(rng, experiments, 0.5)},
         {"scenario": "SRM 49:51 (detection)", "srm_alarm": _srm(rng, experiments, 0.49)},
     ]
