@@ -154,9 +154,13 @@ class _Plan:
         arbitration's payoff, mixed with ``epsilon`` uniform exploration."""
 
         def over(remaining: Sequence[str]) -> dict[str, float]:
-            probabilities = self.policy.predict_proba_one(
-                self.context, {o: self.actions[o] for o in remaining}, self.payoff
+            # ``remaining`` is a subset of the eligible offers: all of them at the first rank.
+            actions = (
+                self.actions
+                if len(remaining) == len(self.actions)
+                else {o: self.actions[o] for o in remaining}
             )
+            probabilities = self.policy.predict_proba_one(self.context, actions, self.payoff)
             return mix_uniform(probabilities, epsilon)
 
         return over
