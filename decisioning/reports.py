@@ -22,6 +22,7 @@ from decisioning.sql.tables import allocations, holdouts
 from experiments.bandit_allocation import analyse_bandit_metric
 from experiments.group_sequential import decide_at
 from experiments.report import analyse_metric, analyse_segments, decisive_cell, recommend
+from experiments.sequential import HORIZON_SHARE
 from experiments.srm import SrmResult, sample_ratio_check
 from experiments.statistics import RegressionStats, SampleStats
 
@@ -117,6 +118,8 @@ def experiment_report(
         "control": control,
         "cells": [{**c, "units": n} for c, n in zip(cells, counts, strict=True)],
         "sample_ratio": _finite_values({**asdict(ratio), "alarm": ratio.alarm}),
+        # How the anytime-valid intervals spend alpha (``experiments.sequential``).
+        "anytime_valid": {"tuned_for_units_per_cell": planned, "horizon": horizon},
         "metrics": {
             m: {
                 "cuped": r.cuped,
@@ -326,6 +329,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"sample ratio: p = {_number(report['sample_ratio']['p_value'])}, "
         f"anytime-valid p = {_number(report['sample_ratio']['sequential_p_value'])}"
         + ("  MISMATCH" if report["sample_ratio"]["alarm"] else ""),
+        _spending(report["anytime_valid"], report["alpha"]),
         "",
         f"{'metric':<11} {'cell':<12} {'lift':>10} {'relative':>9} {'95% CI (fixed)':>23} "
         f"{'anytime-valid CI':>23} {'p (anytime)':>11} {'p (Holm)':>9}",
@@ -361,6 +365,17 @@ def format_report(report: dict[str, Any]) -> str:
             f" ({action['details'].get('reason', '')})"
         )
     return "\n".join(lines)
+
+
+def _spending(anytime: dict[str, Any], alpha: float) -> str:
+    planned = anytime["tuned_for_units_per_cell"]
+    if not anytime["horizon"]:
+        return f"anytime-valid: normal mixture tuned for {planned:,} units per cell (no plan)"
+    share = HORIZON_SHARE * alpha
+    return (
+        f"anytime-valid: {share:.3g} of alpha {alpha:g} spent up to the plan of {planned:,} units "
+        f"per cell, {alpha - share:.3g} past it"
+    )
 
 
 def _comparison_columns(c: dict[str, Any]) -> str:

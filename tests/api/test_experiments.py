@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from decisioning.sql.tables import decisions, exposures
+from experiments import SampleStats, SequentialLift
 from tests.api.conftest import Api
 
 EXPERIMENT = {
@@ -236,7 +237,17 @@ def test_report_of_an_experiment_and_of_the_holdout(api: Api) -> None:
     )
     assert comparison["sequential_ci"][0] <= comparison["ci"][0]  # anytime-valid is wider
     assert report["recommendation"]["action"] in {"ship", "stop", "keep running"}
+    # The design plans 1,000 units per cell: the anytime-valid interval spends on that horizon.
+    assert report["anytime_valid"] == {"tuned_for_units_per_cell": 1000, "horizon": True}
+    plain = api.call("GET", "/v1/experiments/banner-1/report?cuped=false", role="analyst").json()
+    [unadjusted] = plain["metrics"]["conversion"]["comparisons"]
+    expected = SequentialLift(0.05, 1000, horizon=True).compute(
+        *(SampleStats(s["n"], s["sum"], s["sum_squares"]) for s in (control, show))
+    )
+    assert unadjusted["sequential_ci"] == pytest.approx([expected.ci_low, expected.ci_high])
+    assert unadjusted["sequential_p_value"] == pytest.approx(expected.p_value)
     holdout = api.call("GET", "/v1/experiments/holdout:bank/report", role="analyst").json()
+    assert holdout["anytime_valid"]["horizon"] is False  # always on: no plan to spend on
     assert [c["name"] for c in holdout["cells"]] == ["holdout", "campaign"]
     assert sum(c["units"] for c in holdout["cells"]) == 400
     missing = api.call("GET", "/v1/experiments/nope/report", role="analyst")
