@@ -18,8 +18,10 @@ sequences", eq. (14) (normal mixture boundary) and the rho tuning of their Secti
 Waudby-Smith et al. (2023), "Time-uniform central limit theory and asymptotic confidence
 sequences", eq. (9). Johari, Pekelis, Walsh (2017), "Always valid inference" (mSPRT p-value).
 Armitage, McPherson & Rowe (1969), "Repeated significance tests on accumulating data", JRSS A
-132 (the crossing recursion); Siegmund (1985), "Sequential Analysis", eq. (3.29) (the
-continuity correction ``0.5826 sqrt(step)`` from discrete to continuous monitoring).
+132 (the crossing recursion); Siegmund (1979), "Corrected diffusion approximations in certain
+random walk problems", Adv. Appl. Probab. 11, and Siegmund (1985), "Sequential Analysis", Ch. X
+(a boundary watched at steps of variance ``d`` is crossed as if watched continuously when moved
+by ``0.5826 sqrt(d)``, ``0.5826 = -zeta(1/2) / sqrt(2 pi)``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ HORIZON_SHARE = 0.8
 """With a horizon, the part of ``alpha`` spent up to the planned units; the plain mixture gets
 the rest and keeps the interval valid past the plan."""
 _TABLE_LEVELS = np.logspace(-8.0, 0.0, 49)  # mixture levels of the crossing table
-_OVERSHOOT = 0.5826  # Siegmund's E[overshoot] constant of a Gaussian random walk, per sqrt(step)
+_OVERSHOOT = 0.5826  # -zeta(1/2) / sqrt(2 pi): a Gaussian walk's overshoot per sqrt(step)
 
 
 def optimal_rho(planned_n: float, alpha: float = 0.05) -> float:
@@ -97,7 +99,7 @@ def horizon_crossing(levels: ArrayLike, mixing: float, steps: int = 200) -> np.n
     paths still inside is carried on a grid from step to step (Armitage, McPherson & Rowe
     1969) and the mass beyond the boundary at each step is added up; the boundary is lowered
     by ``0.5826 sqrt(step)`` so that ``steps`` looks stand for continuous monitoring (Siegmund
-    1985, eq. 3.29). At 200 steps the result is within 0.3 % (relative) of 400.
+    1979). At 200 steps the result is within 0.3 % (relative) of 400.
     """
     a = np.atleast_1d(np.asarray(levels, dtype=float))
     if np.any(a <= 0) or np.any(a > 1):
