@@ -107,7 +107,9 @@ def experiment_report(
         segment = by_segment.setdefault(row.metric, {}).setdefault(row.segment, {})
         segment[row.cell] = _statistics(row)
     segments = {
-        metric: _segments(metric, by_segment.get(metric, {}), cells, design, planned, cuped)
+        metric: _segments(
+            metric, by_segment.get(metric, {}), cells, design, planned, cuped, horizon
+        )
         for metric in metrics
     }
     return {
@@ -157,6 +159,7 @@ def _segments(
     design: dict[str, Any],
     planned: float,
     cuped: bool,
+    horizon: bool,
 ) -> list[dict[str, Any]]:
     """Uplift by segment of one metric, Benjamini-Hochberg across segments and cells."""
     names = [c["name"] for c in cells]
@@ -176,7 +179,7 @@ def _segments(
             alpha=design["alpha"],
             planned_n_per_cell=planned,
             use_cuped=cuped,
-            horizon=design["planned_units_per_cell"] is not None,
+            horizon=horizon,
         )
     ]
 

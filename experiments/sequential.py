@@ -32,7 +32,7 @@ from functools import lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import signal
+from scipy import signal, stats
 
 from experiments.fixed_horizon import LiftResult, _check, _nan
 from experiments.statistics import SampleStats
@@ -112,8 +112,8 @@ def horizon_crossing(levels: ArrayLike, mixing: float, steps: int = 200) -> np.n
     reach = float(mixture_boundary(1.0, a.min(), mixing)) + 8.0 * sd
     x = np.arange(-reach, reach + dx / 2.0, dx)
     offsets = np.arange(-math.ceil(8.0 * sd / dx), math.ceil(8.0 * sd / dx) + 1) * dx
-    kernel = (_normal_pdf(offsets, sd) * dx)[:, None]
-    density = np.repeat(_normal_pdf(x, sd)[:, None], a.size, axis=1)
+    kernel = (stats.norm.pdf(offsets, scale=sd) * dx)[:, None]
+    density = np.repeat(stats.norm.pdf(x, scale=sd)[:, None], a.size, axis=1)
     crossed = np.zeros(a.size)
     for step in range(1, steps + 1):
         if step > 1:
@@ -124,11 +124,6 @@ def horizon_crossing(levels: ArrayLike, mixing: float, steps: int = 200) -> np.n
         crossed += (density * beyond).sum(axis=0) * dx
         density *= 1.0 - beyond
     result: np.ndarray = np.minimum(crossed, a)  # Ville: never more than the whole horizon's
-    return result
-
-
-def _normal_pdf(x: np.ndarray, sd: float) -> np.ndarray:
-    result: np.ndarray = np.exp(-0.5 * (x / sd) ** 2) / (sd * math.sqrt(2.0 * math.pi))
     return result
 
 
@@ -182,6 +177,11 @@ class SequentialLift:
         """Mixing parameter tuned for ``planned_n`` total units."""
         return optimal_rho(self.planned_n, self.alpha)
 
+    @property
+    def mixing(self) -> float:
+        """``planned_n rho^2``: the mixture's tuning on the scale of the plan (``t = n / N``)."""
+        return self.planned_n * self.rho**2
+
     def level(self, n: float) -> float:
         """The mixture level of the boundary after ``n`` units: ``alpha`` for the plain mixture;
         with a horizon, the level spending ``HORIZON_SHARE`` of ``alpha`` up to the plan, and
@@ -189,7 +189,7 @@ class SequentialLift:
         if not self.horizon:
             return self.alpha
         if n <= self.planned_n:
-            return horizon_level(HORIZON_SHARE * self.alpha, self.planned_n * self.rho**2)
+            return horizon_level(HORIZON_SHARE * self.alpha, self.mixing)
         return (1.0 - HORIZON_SHARE) * self.alpha
 
     def bounds(self, estimate: float, sigma2: float, n: float) -> tuple[float, float]:
@@ -201,7 +201,7 @@ class SequentialLift:
             return h, mixture_p
         p = mixture_p / (1.0 - HORIZON_SHARE)
         if n <= self.planned_n:
-            spent = horizon_p_value(mixture_p, self.planned_n * self.rho**2)
+            spent = horizon_p_value(mixture_p, self.mixing)
             p = min(p, spent / HORIZON_SHARE)
         return h, min(1.0, p)
 

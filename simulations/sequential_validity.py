@@ -39,7 +39,7 @@ def _trial(
     test = SequentialLift(ALPHA, tuned_for / 2.0, horizon=horizon)
     fraction = 2.0 * looks / test.planned_n
     # The standardised sum against the boundary is the interval excluding 0 (``bounds``).
-    boundary = mixture_boundary(fraction, test.level(2.0 * MAX_N), test.planned_n * test.rho**2)
+    boundary = mixture_boundary(fraction, test.level(2.0 * MAX_N), test.mixing)
     seq = np.abs(z) * np.sqrt(fraction) >= boundary
     naive = np.abs(z) > stats.norm.ppf(1 - ALPHA / 2)
     stop = np.where(seq.any(axis=1), looks[np.argmax(seq, axis=1)], MAX_N)

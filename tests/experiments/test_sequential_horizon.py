@@ -22,7 +22,7 @@ from experiments.sequential import (
 from experiments.statistics import SampleStats
 
 ALPHA = 0.05
-MIXING = 40_000 * optimal_rho(40_000, ALPHA) ** 2  # the default tuning: N rho^2
+MIXING = SequentialLift(ALPHA, 20_000).mixing  # N rho^2: with the default tuning, alpha's alone
 
 
 def _brownian_crossing(levels: list[float], paths: int, steps: int, seed: int) -> np.ndarray:
