@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 
 from decisioning.contact_policy import ContactCounts, ContactWindows
 from decisioning.sql.repositories import BudgetState
+from decisioning.sql.session import writer_queue
 from decisioning.sql.tables import from_units
 
 SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # what SQLAlchemy's SQLite DateTime stores
@@ -66,6 +67,13 @@ class HotConnections:
         SQLite takes its write lock up front (``BEGIN IMMEDIATE``); psycopg opens the transaction
         with the first statement.
         """
+        with writer_queue(self._engine):
+            hot = yield from self._transaction()
+        for callback in hot.on_commit:  # the transaction is over, committed
+            callback()
+
+    def _transaction(self) -> Generator[HotPath, None, HotPath]:
+        """The transaction's body for ``transaction``: yields its ``HotPath`` once, returns it."""
         pooled = self._connection()
         raw: Any = pooled.dbapi_connection  # the driver's own: these dialects wrap none
         sqlite = self._engine.dialect.name == "sqlite"
@@ -98,8 +106,7 @@ class HotConnections:
             ):
                 self._discard(pooled)
             raise
-        for callback in hot.on_commit:  # outside the try: the transaction is over, committed
-            callback()
+        return hot
 
     def _discard(self, pooled: Any) -> None:
         self._local.pooled = None

@@ -1,17 +1,19 @@
 """Database engines and the unit of work.
 
-SQLite runs in WAL mode and every transaction starts with ``BEGIN IMMEDIATE``: it takes the write
-lock up front, so concurrent processes queue on ``busy_timeout`` instead of failing when a reader
-upgrades to a writer. PostgreSQL runs at READ COMMITTED; decisions lock their customer's row first.
+SQLite runs in WAL mode and every writing transaction starts with ``BEGIN IMMEDIATE``: it takes
+the write lock up front, so a reader never fails upgrading to a writer. Writers queue for it on
+an ``flock`` first (``SqliteWriters``), not on ``busy_timeout``. PostgreSQL runs at READ
+COMMITTED; decisions lock their customer's row first.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,59 @@ WRITES = "decisioning.writes"  # connection.info flag: this transaction will wri
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+class SqliteWriters:
+    """The queue of one SQLite database's writers, across threads and processes: an exclusive
+    ``flock`` on a file beside the database, held from before ``BEGIN IMMEDIATE`` to after the
+    commit.
+
+    Why: a writer that finds SQLite's lock taken waits in ``busy_timeout``, which polls with
+    sleeps of 1, 2, 5, 10, ... 100 ms, so under two workers' steady decisions (each transaction
+    holds the lock for a fraction of a millisecond) the losers slept whole milliseconds while
+    the lock sat free: measured, 2 workers decided no faster than one, with p99 near 100 ms. A
+    process blocked in ``flock`` is woken by the kernel the moment the holder unlocks.
+
+    Each thread opens its own file (``flock`` excludes open files, not processes); a forked
+    child opens a new one, as the parent's would be shared with it. Nested use in one thread
+    (none is planned) locks once.
+    """
+
+    def __init__(self, database: str) -> None:
+        self._path = f"{database}.writers.lock"
+        self._local = threading.local()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.pid, local.depth = os.getpid(), 0
+            local.file = open(self._path, "a")  # noqa: SIM115 - kept for the thread's life
+        if local.depth == 0:
+            fcntl.flock(local.file, fcntl.LOCK_EX)
+        local.depth += 1
+        try:
+            yield
+        finally:
+            local.depth -= 1
+            if local.depth == 0:
+                fcntl.flock(local.file, fcntl.LOCK_UN)
+
+
+_SQLITE_WRITERS: dict[str, SqliteWriters] = {}
+_SQLITE_WRITERS_LOCK = threading.Lock()
+
+
+def writer_queue(engine: Engine) -> AbstractContextManager[None]:
+    """Hold this for a writing transaction on ``engine``: SQLite's writer queue (one per
+    database file, whatever the number of engines on it), nothing on PostgreSQL or in memory."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return nullcontext()
+    path = os.path.abspath(database)
+    with _SQLITE_WRITERS_LOCK:
+        writers = _SQLITE_WRITERS.setdefault(path, SqliteWriters(path))
+    return writers.held()
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
@@ -77,7 +132,7 @@ def unit_of_work(engine: Engine, *, durable: bool = False) -> Iterator[Connectio
     reservations. PostgreSQL commits durably either way.
     """
     sqlite_durable = durable and engine.dialect.name == "sqlite"
-    with engine.connect() as connection:
+    with writer_queue(engine), engine.connect() as connection:
         connection.info[WRITES] = True
         if sqlite_durable:
             connection.connection.driver_connection.execute("PRAGMA synchronous=FULL")  # type: ignore[union-attr]
