@@ -51,6 +51,7 @@ class HotConnections:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._local = threading.local()
+        self._writers = writer_queue(engine)
 
     def _connection(self) -> Any:
         pooled = getattr(self._local, "pooled", None)
@@ -67,7 +68,7 @@ class HotConnections:
         SQLite takes its write lock up front (``BEGIN IMMEDIATE``); psycopg opens the transaction
         with the first statement.
         """
-        with writer_queue(self._engine):
+        with self._writers:
             hot = yield from self._transaction()
         for callback in hot.on_commit:  # the transaction is over, committed
             callback()

@@ -34,7 +34,7 @@ def _dumps(value: Any) -> str:
 class SqliteWriters:
     """The queue of one SQLite database's writers, across threads and processes: an exclusive
     ``flock`` on a file beside the database, held from before ``BEGIN IMMEDIATE`` to after the
-    commit.
+    commit. Use it as a context manager (reusable, re-entrant within a thread).
 
     Why: a writer that finds SQLite's lock taken waits in ``busy_timeout``, which polls with
     sleeps of 1, 2, 5, 10, ... 100 ms, so under two workers' steady decisions (each transaction
@@ -43,29 +43,32 @@ class SqliteWriters:
     process blocked in ``flock`` is woken by the kernel the moment the holder unlocks.
 
     Each thread opens its own file (``flock`` excludes open files, not processes); a forked
-    child opens a new one, as the parent's would be shared with it. Nested use in one thread
-    (none is planned) locks once.
+    child starts afresh, as the parent's open files would be shared with it.
     """
 
     def __init__(self, database: str) -> None:
         self._path = f"{database}.writers.lock"
         self._local = threading.local()
+        os.register_at_fork(after_in_child=self._forget_parents_files)
 
-    @contextmanager
-    def held(self) -> Iterator[None]:
+    def _forget_parents_files(self) -> None:
+        self._local = threading.local()
+
+    def __enter__(self) -> None:
         local = self._local
-        if getattr(local, "pid", None) != os.getpid():
-            local.pid, local.depth = os.getpid(), 0
-            local.file = open(self._path, "a")  # noqa: SIM115 - kept for the thread's life
-        if local.depth == 0:
+        depth = getattr(local, "depth", None)
+        if depth is None:
+            local.file = open(self._path, "a")  # kept open for the thread's life
+            depth = 0
+        if depth == 0:
             fcntl.flock(local.file, fcntl.LOCK_EX)
-        local.depth += 1
-        try:
-            yield
-        finally:
-            local.depth -= 1
-            if local.depth == 0:
-                fcntl.flock(local.file, fcntl.LOCK_UN)
+        local.depth = depth + 1
+
+    def __exit__(self, *_exc: object) -> None:
+        local = self._local
+        local.depth -= 1
+        if local.depth == 0:
+            fcntl.flock(local.file, fcntl.LOCK_UN)
 
 
 _SQLITE_WRITERS: dict[str, SqliteWriters] = {}
@@ -73,15 +76,17 @@ _SQLITE_WRITERS_LOCK = threading.Lock()
 
 
 def writer_queue(engine: Engine) -> AbstractContextManager[None]:
-    """Hold this for a writing transaction on ``engine``: SQLite's writer queue (one per
+    """What to hold for a writing transaction on ``engine``: SQLite's writer queue (one per
     database file, whatever the number of engines on it), nothing on PostgreSQL or in memory."""
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         return nullcontext()
     path = os.path.abspath(database)
     with _SQLITE_WRITERS_LOCK:
-        writers = _SQLITE_WRITERS.setdefault(path, SqliteWriters(path))
-    return writers.held()
+        writers = _SQLITE_WRITERS.get(path)
+        if writers is None:
+            writers = _SQLITE_WRITERS[path] = SqliteWriters(path)
+        return writers
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
