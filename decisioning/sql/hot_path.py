@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -69,45 +69,40 @@ class HotConnections:
         with the first statement.
         """
         with self._writers:
-            hot = yield from self._transaction()
+            pooled = self._connection()
+            raw: Any = pooled.dbapi_connection  # the driver's own: these dialects wrap none
+            sqlite = self._engine.dialect.name == "sqlite"
+            try:
+                if sqlite:
+                    raw.execute("BEGIN IMMEDIATE")
+                else:
+                    # Like SQLite's synchronous=NORMAL: a crash may lose the last few milliseconds
+                    # of decisions, each whole with its reservations and contacts; events stay
+                    # synchronous.
+                    raw.execute("SET LOCAL synchronous_commit = off")
+                hot = HotPath(raw, self._engine.dialect.name)
+                yield hot
+                if sqlite:
+                    raw.execute("COMMIT")
+                else:
+                    raw.commit()
+            except BaseException as exc:
+                try:
+                    if not sqlite:
+                        raw.rollback()
+                    elif raw.in_transaction:
+                        raw.execute("ROLLBACK")
+                except Exception:
+                    self._discard(pooled)
+                    raise exc from None
+                dialect = self._engine.dialect
+                if isinstance(exc, dialect.loaded_dbapi.Error) and dialect.is_disconnect(
+                    exc, raw, None
+                ):
+                    self._discard(pooled)
+                raise
         for callback in hot.on_commit:  # the transaction is over, committed
             callback()
-
-    def _transaction(self) -> Generator[HotPath, None, HotPath]:
-        """The transaction's body for ``transaction``: yields its ``HotPath`` once, returns it."""
-        pooled = self._connection()
-        raw: Any = pooled.dbapi_connection  # the driver's own: these dialects wrap none
-        sqlite = self._engine.dialect.name == "sqlite"
-        try:
-            if sqlite:
-                raw.execute("BEGIN IMMEDIATE")
-            else:
-                # Like SQLite's synchronous=NORMAL: a crash may lose the last few milliseconds
-                # of decisions, each whole with its reservations and contacts; events stay
-                # synchronous.
-                raw.execute("SET LOCAL synchronous_commit = off")
-            hot = HotPath(raw, self._engine.dialect.name)
-            yield hot
-            if sqlite:
-                raw.execute("COMMIT")
-            else:
-                raw.commit()
-        except BaseException as exc:
-            try:
-                if not sqlite:
-                    raw.rollback()
-                elif raw.in_transaction:
-                    raw.execute("ROLLBACK")
-            except Exception:
-                self._discard(pooled)
-                raise exc from None
-            dialect = self._engine.dialect
-            if isinstance(exc, dialect.loaded_dbapi.Error) and dialect.is_disconnect(
-                exc, raw, None
-            ):
-                self._discard(pooled)
-            raise
-        return hot
 
     def _discard(self, pooled: Any) -> None:
         self._local.pooled = None

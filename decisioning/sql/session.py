@@ -71,6 +71,14 @@ class SqliteWriters:
             fcntl.flock(local.file, fcntl.LOCK_UN)
 
 
+def _sqlite_file(engine: Engine) -> str | None:
+    """The absolute path of ``engine``'s SQLite file: None on PostgreSQL and in memory."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return os.path.abspath(database)
+
+
 _SQLITE_WRITERS: dict[str, SqliteWriters] = {}
 _SQLITE_WRITERS_LOCK = threading.Lock()
 
@@ -78,10 +86,9 @@ _SQLITE_WRITERS_LOCK = threading.Lock()
 def writer_queue(engine: Engine) -> AbstractContextManager[None]:
     """What to hold for a writing transaction on ``engine``: SQLite's writer queue (one per
     database file, whatever the number of engines on it), nothing on PostgreSQL or in memory."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+    path = _sqlite_file(engine)
+    if path is None:
         return nullcontext()
-    path = os.path.abspath(database)
     with _SQLITE_WRITERS_LOCK:
         writers = _SQLITE_WRITERS.get(path)
         if writers is None:
@@ -174,8 +181,8 @@ def exclusive(engine: Engine, name: str) -> Iterator[bool]:
                     connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     connection.commit()
         return
-    database = engine.url.database
-    if not database or database == ":memory:":  # one process owns an in-memory database
+    database = _sqlite_file(engine)
+    if database is None:  # one process owns an in-memory database
         yield True
         return
     with open(f"{database}.{name}.lock", "a") as handle:
