@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from api.deps import Channel, EngineDep, Reader
 from api.schemas import CandidateOut, ChosenOfferOut, DecisionIn, DecisionOut
@@ -14,22 +14,24 @@ router = APIRouter(tags=["decisions"])
 
 
 @router.post("/decisions", response_model=DecisionOut)
-async def decide(body: DecisionIn, engine: EngineDep, _role: Channel) -> Response:
+async def decide(body: DecisionIn, engine: EngineDep, _role: Channel, request: Request) -> Response:
     """Choose up to ``limit`` offers; an empty ``offers`` list is a valid answer.
 
     Deliberately ``async`` although ``engine.decide`` blocks: a decision takes well under a
     millisecond, and running it on the event loop avoids a thread hand-off per request and
     threads queueing on the database's write lock. Scale out with more worker processes.
+    ``decision_turns`` (``api.turns.ArrivalOrder``) serves them first come, first served.
     """
-    decision = engine.decide(
-        DecisionRequest(
-            customer_id=body.customer_id,
-            channel=body.channel,
-            placement=body.placement,
-            context=body.context,
-            limit=body.limit,
+    async with request.app.state.decision_turns:
+        decision = engine.decide(
+            DecisionRequest(
+                customer_id=body.customer_id,
+                channel=body.channel,
+                placement=body.placement,
+                context=body.context,
+                limit=body.limit,
+            )
         )
-    )
     answer = DecisionOut(
         decision_id=decision.decision_id,
         created_at=decision.created_at,
