@@ -51,6 +51,8 @@ COVARIATE_DAYS = 30  # pre-exposure window of the CUPED covariate
 # PostgreSQL's deadlock_detected and serialization_failure: the transaction is safe to retry.
 RETRYABLE_SQLSTATES = {"40P01", "40001"}
 MAX_ATTEMPTS = 5
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
 
 
 def priority(
@@ -80,12 +82,20 @@ def segment_keys(context: Mapping[str, Any], attributes: Sequence[str]) -> list[
     return list(dict.fromkeys(keys))  # an attribute named twice is one segment
 
 
-def time_ordered_id() -> str:
-    """32 hex digits: the millisecond of the wall clock (48 bits), then 80 random bits, laid
-    out as UUIDv7 (RFC 9562) without its version bits. Later ids sort later, so the decision
-    log's primary-key index grows at its end instead of touching a random page per insert."""
+def time_ordered_id(at: datetime) -> str:
+    """32 hex digits: the millisecond of ``at`` (48 bits), then 80 random bits, laid out as
+    UUIDv7 (RFC 9562) without its version bits. Later decisions sort later: the decision log's
+    primary key grows at its end instead of touching a random page per insert, and it orders
+    the log by time for the learner's cursor (``log_position``), so no index on ``created_at``
+    costs every decision a page of its own."""
     # ``random`` reseeds itself in a forked worker, so workers never share their draws.
-    return f"{time.time_ns() // 1_000_000:012x}{random.getrandbits(80):020x}"
+    return f"{log_position(at)}{random.getrandbits(80):020x}"
+
+
+def log_position(at: datetime) -> str:
+    """The id prefix of the decisions made in ``at``'s millisecond: every decision made before
+    that millisecond has a smaller id, every one made in it or later a larger one."""
+    return f"{max(0, (at - EPOCH) // MILLISECOND):012x}"
 
 
 def retrying(work: Callable[[], T]) -> T:
@@ -238,7 +248,7 @@ class DecisionEngine:
                     hot, catalog, policy, request, customer, context, now, today, assignment,
                     chosen,
                 )  # fmt: skip
-            decision_id = time_ordered_id()
+            decision_id = time_ordered_id(now)
             window = timedelta(hours=self.settings.attribution_window_hours)
             # Only a decision with memberships records exposures: most decisions skip this.
             segments = (

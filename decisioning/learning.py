@@ -19,7 +19,7 @@ from bandits import Policy, make_policy
 from bandits.evaluation import LoggedRound
 from decisioning.budgets import update_prices
 from decisioning.catalog import CatalogSnapshot
-from decisioning.engine import DecisionEngine
+from decisioning.engine import EPOCH, DecisionEngine, log_position
 from decisioning.errors import InvalidInput
 from decisioning.feedback import review
 from decisioning.sql import repositories as repo
@@ -29,7 +29,6 @@ from decisioning.sql.tables import from_units
 LOG = logging.getLogger(__name__)
 RewardKind = Literal["click", "accept", "convert", "value_minus_cost"]
 REWARD_KINDS: tuple[str, ...] = ("click", "accept", "convert", "value_minus_cost")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Which event types earn reward 1 for each binary definition.
 SUCCESS_EVENTS: dict[str, frozenset[str]] = {
     "click": frozenset({"click", "accept", "convert"}),
@@ -99,12 +98,13 @@ class Learner:
             snapshot = repo.latest_snapshot(connection, self.policy_name)
         if snapshot is None:
             policy = make_policy(self.policy_name, seed=self.engine.settings.seed)
-            version, rounds, cursor = 0, 0, (EPOCH, "")
+            version, rounds, cursor = 0, 0, ""
         else:
             policy = Policy.from_bytes(snapshot.state)
             version, rounds = snapshot.version, snapshot.rounds
-            cursor = (snapshot.learned_until, snapshot.learned_decision_id)
+            cursor = snapshot.learned_decision_id
         learnt = 0
+        learned_until = snapshot.learned_until if snapshot is not None else EPOCH
         for rows, outcomes in closed_batches(self.engine, cursor, now - longest, self.batch_size):
             for row in rows:
                 definition = self.reward_for(row.placement)
@@ -113,7 +113,7 @@ class Learner:
                         shown.context, shown.actions, shown.chosen, shown.reward, shown.propensity
                     )
                 learnt += len(row.offers)
-            cursor = (rows[-1].created_at, rows[-1].decision_id)
+            cursor, learned_until = rows[-1].decision_id, rows[-1].created_at
         if learnt == 0 and snapshot is not None:
             return 0
         with unit_of_work(self.engine.db) as connection:
@@ -123,8 +123,8 @@ class Learner:
                     "policy_name": self.policy_name,
                     "version": version + 1,
                     "state": policy.to_bytes(),
-                    "learned_until": cursor[0],
-                    "learned_decision_id": cursor[1],
+                    "learned_until": learned_until,
+                    "learned_decision_id": cursor,
                     "rounds": rounds + learnt,
                     "created_at": now,
                 },
@@ -137,13 +137,19 @@ Outcomes = Mapping[tuple[str, str], list[tuple[str, float, datetime]]]
 
 
 def closed_batches(
-    engine: DecisionEngine, after: tuple[datetime, str], until: datetime, batch_size: int
+    engine: DecisionEngine, after: str, until: datetime, batch_size: int
 ) -> Iterator[tuple[list[Any], Outcomes]]:
-    """The decision log after the ``(created_at, decision_id)`` cursor up to ``until``, in log
-    order, a batch of rows at a time with the outcome events of those rows."""
+    """The decisions logged after the decision id ``after`` (a cursor; ``""`` is the start)
+    and before ``until``'s millisecond, in log order, a batch of rows at a time with the
+    outcome events of those rows.
+
+    A decision made within ``until``'s millisecond waits for the next call: the ids of one
+    millisecond are in random order, so the cursor must not stop inside one.
+    """
+    before = log_position(until)
     while True:
         with engine.db.connect() as connection:
-            rows = repo.decisions_between(connection, after, until, batch_size)
+            rows = repo.decisions_between(connection, after, before, batch_size)
             outcomes: dict[tuple[str, str], list[tuple[str, float, datetime]]] = {}
             if rows:
                 for decision_id, offer_id, kind, value_units, at in repo.events_for(
@@ -157,7 +163,7 @@ def closed_batches(
         yield rows, outcomes
         if len(rows) < batch_size:
             return
-        after = (rows[-1].created_at, rows[-1].decision_id)
+        after = rows[-1].decision_id
 
 
 def shown_rounds(

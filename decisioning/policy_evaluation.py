@@ -18,8 +18,8 @@ import numpy as np
 
 from bandits import Policy, make_policy
 from bandits.evaluation import Estimate, LoggedRound, evaluate_policy
-from decisioning.engine import DecisionEngine
-from decisioning.learning import EPOCH, RewardDefinition, closed_batches, shown_rounds
+from decisioning.engine import DecisionEngine, log_position
+from decisioning.learning import RewardDefinition, closed_batches, shown_rounds
 from decisioning.sql import repositories as repo
 
 SnapshotChoice = Literal["latest", "fresh"]
@@ -46,7 +46,7 @@ def load_logged_rounds(
     """The rank-1 round of every decision logged in ``[since, until - window]``."""
     catalog = engine.catalog.current()
     rounds: list[LoggedRound] = []
-    after = (since or EPOCH, "")
+    after = log_position(since) if since else ""  # every id of since's millisecond is after it
     for rows, outcomes in closed_batches(engine, after, until - reward.window, batch_size):
         for row in rows:
             shown = shown_rounds(row, catalog, reward, outcomes)

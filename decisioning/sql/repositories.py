@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, and_, delete, func, select, update
+from sqlalchemy import Connection, Insert, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from decisioning.sql.tables import (
@@ -316,20 +316,14 @@ def events_for(connection: Connection, decision_ids: Sequence[str]) -> list[Any]
     )
 
 
-def decisions_between(
-    connection: Connection, after: tuple[datetime, str], until: datetime, limit: int
-) -> list[Any]:
-    """Decisions after the ``(created_at, decision_id)`` cursor and at or before ``until``."""
-    created_at, decision_id = after
+def decisions_between(connection: Connection, after: str, before: str, limit: int) -> list[Any]:
+    """Up to ``limit`` decisions with ids after ``after`` and before ``before``, in id order,
+    which is the order of their times (ids start with their millisecond)."""
     return list(
         connection.execute(
             select(decisions)
-            .where(
-                (decisions.c.created_at > created_at)
-                | and_(decisions.c.created_at == created_at, decisions.c.decision_id > decision_id),
-                decisions.c.created_at <= until,
-            )
-            .order_by(decisions.c.created_at, decisions.c.decision_id)
+            .where(decisions.c.decision_id > after, decisions.c.decision_id < before)
+            .order_by(decisions.c.decision_id)
             .limit(limit)
         )
     )

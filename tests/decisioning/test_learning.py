@@ -43,8 +43,10 @@ def test_learner_moves_the_engine_toward_the_accepted_offer(sqlite_url: str) -> 
         if shown == "loved":
             send_outcome(engine, f"e-{i}", decision.decision_id, shown, "accept", at)
     assert learner.run_once(now=NOW + timedelta(minutes=30)) == 0  # no window has closed yet
-    assert learner.run_once(now=NOW + timedelta(minutes=100)) == 41  # minutes 0..40 have closed
-    assert learner.run_once(now=NOW + timedelta(hours=10)) == 159  # each decision once ...
+    # Minutes 0..39 have closed; minute 40's window closes in this very millisecond, so its
+    # decision waits for the next run (the cursor never stops inside a millisecond).
+    assert learner.run_once(now=NOW + timedelta(minutes=100)) == 40
+    assert learner.run_once(now=NOW + timedelta(hours=10)) == 160  # each decision once ...
     assert learner.run_once(now=NOW + timedelta(hours=11)) == 0  # ... and is not learnt again
     engine.policies.invalidate()
     policy, version = engine.policies.current("beta-bernoulli")
@@ -55,6 +57,26 @@ def test_learner_moves_the_engine_toward_the_accepted_offer(sqlite_url: str) -> 
         DecisionRequest("c-new", "app_banner", context={}), now=NOW + timedelta(hours=12)
     )
     assert decision.policy_version == version
+
+
+def test_the_cursor_never_skips_decisions_that_share_a_millisecond(sqlite_url: str) -> None:
+    """The ids of one millisecond are in random order: a run whose horizon falls inside that
+    millisecond learns none of its decisions, and a later run learns each of them once, also
+    across batches. Decisions logged out of time order are learnt too."""
+    engine = open_engine(sqlite_url)
+    configure(engine, [offer("a"), offer("b")])
+    window = timedelta(minutes=1)
+    learner = Learner(
+        engine, "beta-bernoulli", default_reward=RewardDefinition("accept", window), batch_size=7
+    )
+    start = NOW + timedelta(microseconds=200)
+    for i in range(30):  # 30 decisions within one millisecond, logged latest first
+        at = start + timedelta(microseconds=(29 - i) * 20)
+        engine.decide(DecisionRequest(f"c-{i}", "app_banner", context={}), now=at)
+    engine.decide(DecisionRequest("c-early", "app_banner", context={}), now=NOW - window)
+    assert learner.run_once(now=start + window + timedelta(microseconds=300)) == 1  # c-early
+    assert learner.run_once(now=NOW + window + timedelta(milliseconds=1)) == 30
+    assert learner.run_once(now=NOW + timedelta(hours=1)) == 0
 
 
 def _periodic_worker(url: str, seed: int, start: Any, results: Any) -> None:
