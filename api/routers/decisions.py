@@ -4,24 +4,46 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from api.deps import Channel, EngineDep, Reader
+from api.deps import EngineDep, Reader, allowed_roles, authorize, bearer_key, json_body
 from api.schemas import CandidateOut, ChosenOfferOut, DecisionIn, DecisionOut
 from decisioning.domain import DecisionRequest
+from decisioning.engine import DecisionEngine
 from decisioning.errors import NotFound
 from decisioning.sql import repositories as repo
 
 router = APIRouter(tags=["decisions"])
 
 
-@router.post("/decisions", response_model=DecisionOut)
-async def decide(body: DecisionIn, engine: EngineDep, _role: Channel, request: Request) -> Response:
+DECIDERS = allowed_roles("channel")
+
+
+@router.post(
+    "/decisions",
+    response_model=DecisionOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": DecisionIn.model_json_schema()}},
+        },
+        "security": [{"HTTPBearer": []}],
+    },
+)
+async def decide(request: Request) -> Response:
     """Choose up to ``limit`` offers; an empty ``offers`` list is a valid answer.
+
+    The service's hot path, so it reads its key and body itself (``authorize``, ``json_body``)
+    instead of through FastAPI's dependencies and body parameter, which solve them anew on every
+    request (measured: 11 % of a decision's time over HTTP). The key is checked before the
+    body; errors read as on every other route; ``openapi_extra`` declares the body and the key.
 
     Deliberately ``async`` although ``engine.decide`` blocks: a decision takes well under a
     millisecond, and running it on the event loop avoids a thread hand-off per request and
     threads queueing on the database's write lock. Scale out with more worker processes.
     ``decision_turns`` (``api.turns.ArrivalOrder``) serves them first come, first served.
     """
+    authorize(request, bearer_key(request), DECIDERS)
+    body = await json_body(request, DecisionIn)
+    engine: DecisionEngine = request.app.state.engine
     async with request.app.state.decision_turns:
         decision = engine.decide(
             DecisionRequest(

@@ -345,6 +345,39 @@ def test_bad_input_names_the_field_and_changes_nothing(
     assert api.call("GET", "/v1/contact-policy", role="analyst").json() == policy_before
 
 
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "message"),
+    [
+        (b"", "application/json", 422, "Field required"),
+        (b'{"customer_id": "c-1", "channel": "sms"}', "text/plain", 422, "dictionary"),
+        (b'{"customer_id": "c-1", "channel": "sms"}', "application/vnd.bank+json", 200, None),
+        (b'{"customer_id": "c-1", "channel": "sms"}', None, 200, None),
+    ],
+)
+def test_the_decision_body_is_read_as_fastapi_reads_bodies(
+    api: Api, content: bytes, content_type: str | None, status: int, message: str | None
+) -> None:
+    """The decision route parses its body itself: JSON under any JSON content type or none,
+    a 422 naming the body when it is empty or of another type."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = api.call("POST", "/v1/decisions", content=content, headers=headers)
+    assert response.status_code == status, response.text
+    if message is not None:
+        assert response.json()["error"]["field"] == "body"
+        assert message in response.json()["error"]["message"]
+
+
+def test_the_decision_route_checks_the_key_before_the_body(api: Api) -> None:
+    before = api.counts()
+    for headers in ({}, {"Authorization": "Bearer dk_nope"}, {"Authorization": "Basic abc"}):
+        response = api.call("POST", "/v1/decisions", role=None, content=b"{", headers=headers)
+        assert response.status_code == 401, response.text
+        assert response.json()["error"]["field"] == "Authorization"
+    response = api.call("POST", "/v1/decisions", role="analyst", content=b"{")
+    assert response.status_code == 403
+    assert api.counts() == before
+
+
 def test_oversized_body_is_413(api: Api) -> None:
     response = api.call(
         "POST",
@@ -364,6 +397,16 @@ def test_health_and_openapi(api: Api) -> None:
         "/v1/offers/{offer_id}",
         "/v1/budgets/{budget_id}",
     } <= set(paths)
+    decide = paths["/v1/decisions"]["post"]
+    body = decide["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["customer_id", "channel"]
+    assert {"customer_id", "channel", "placement", "context", "limit", "explain"} == set(
+        body["properties"]
+    )
+    assert decide["security"] == [{"HTTPBearer": []}]
+    assert decide["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/DecisionOut"
+    }
 
 
 json_values = st.recursive(
