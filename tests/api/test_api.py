@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.schemas import CandidateOut, ChosenOfferOut, DecisionOut
 from decisioning.budgets import INITIAL_PRICE
 from tests.api.conftest import Api
 
@@ -34,6 +35,22 @@ def test_decision_contract(api: Api) -> None:
     assert {c["offer_id"] for c in body["candidates"]} == {"loan", "card"}
     logged = api.call("GET", f"/v1/decisions/{body['decision_id']}", role="analyst").json()
     assert [o["offer_id"] for o in logged["offers"]] == [o["offer_id"] for o in body["offers"]]
+
+
+@pytest.mark.parametrize("explain", [True, False])
+def test_the_decision_answer_is_exactly_the_documented_model(api: Api, explain: bool) -> None:
+    """The route writes its JSON itself: every field of ``DecisionOut``, none other, each as
+    pydantic would write it (the time in UTC with a ``Z``)."""
+    response = api.decide(limit=2, explain=explain)
+    body = response.json()
+    assert DecisionOut.model_validate_json(response.content).model_dump(mode="json") == body
+    assert list(body) == list(DecisionOut.model_fields)
+    assert body["created_at"].endswith("Z")
+    assert [list(o) for o in body["offers"]] == [list(ChosenOfferOut.model_fields)] * 2
+    if explain:
+        assert all(list(c) == list(CandidateOut.model_fields) for c in body["candidates"])
+    else:
+        assert body["candidates"] is None
 
 
 def test_empty_offers_is_a_valid_answer(api: Api) -> None:
