@@ -25,6 +25,17 @@ async def _hold(turns: ArrivalOrder, name: str, log: list[str], inside: list[str
         inside.remove(name)
 
 
+async def _holder_and_waiters(
+    turns: ArrivalOrder, log: list[str], inside: list[str], *names: str
+) -> list[asyncio.Task[None]]:
+    """A task holding ``turns``, then one queued behind it for each of ``names``, in order."""
+    holder = asyncio.create_task(_hold(turns, "holder", log, inside))
+    await asyncio.sleep(0)
+    waiters = [asyncio.create_task(_hold(turns, name, log, inside)) for name in names]
+    await asyncio.sleep(0)
+    return [holder, *waiters]
+
+
 def test_requests_ready_together_take_turns_in_later_iterations_of_the_loop() -> None:
     """What a request read in the holder's poll is served only after the loop's next poll
     (here: a callback the holder schedules), which asyncio.Lock would not do."""
@@ -69,11 +80,9 @@ def test_a_cancelled_waiter_neither_blocks_nor_takes_a_turn() -> None:
         turns = ArrivalOrder()
         log: list[str] = []
         inside: list[str] = []
-        holder = asyncio.create_task(_hold(turns, "holder", log, inside))
-        await asyncio.sleep(0)
-        cancelled = asyncio.create_task(_hold(turns, "cancelled", log, inside))
-        after = asyncio.create_task(_hold(turns, "after", log, inside))
-        await asyncio.sleep(0)
+        holder, cancelled, after = await _holder_and_waiters(
+            turns, log, inside, "cancelled", "after"
+        )
         cancelled.cancel()
         await asyncio.gather(holder, after)
         async with turns:  # free again: taken at once
@@ -90,11 +99,7 @@ def test_a_waiter_cancelled_after_it_was_given_the_lock_passes_it_on() -> None:
         turns = ArrivalOrder()
         log: list[str] = []
         inside: list[str] = []
-        holder = asyncio.create_task(_hold(turns, "holder", log, inside))
-        await asyncio.sleep(0)
-        given = asyncio.create_task(_hold(turns, "given", log, inside))
-        after = asyncio.create_task(_hold(turns, "after", log, inside))
-        await asyncio.sleep(0)  # both queued
+        holder, given, after = await _holder_and_waiters(turns, log, inside, "given", "after")
         await holder
         await asyncio.sleep(0)  # the hand-over has run: "given" holds the lock, not yet woken
         given.cancel()
