@@ -24,7 +24,7 @@ DECIDERS = allowed_roles("channel")
 
 async def decide(request: Request) -> Response:
     """Choose up to ``limit`` offers; an empty ``offers`` list is a valid answer.
-
+    \f
     The service's hot path, so it is served as a ``PlainRoute``: it reads its key and body
     itself (``authorize``, ``json_body``) and serialises its answer, where FastAPI's request
     handler would solve dependencies, body and response model anew on every request (measured:

@@ -19,7 +19,7 @@ router = APIRouter(tags=["events"])
 @router.post("/events", response_model=EventReceiptOut)
 async def post_events(body: Events, engine: EngineDep, _role: Channel) -> EventReceiptOut:
     """Store the events durably before answering; a replayed ``event_id`` counts as a duplicate.
-
+    \f
     ``async`` for the same reason as ``POST /v1/decisions``: short, and no thread hand-off.
     """
     now = datetime.now(UTC)

@@ -421,6 +421,11 @@ def test_health_and_openapi(api: Api) -> None:
         body["properties"]
     )
     assert decide["security"] == [{"HTTPBearer": []}]
+    # Maintainers' notes stay out of the API's documentation.
+    assert (
+        decide["description"]
+        == "Choose up to ``limit`` offers; an empty ``offers`` list is a valid answer."
+    )
     assert decide["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/DecisionOut"
     }
