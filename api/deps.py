@@ -8,6 +8,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ValidationError
 
 from api.security import KeyCache, key_id
@@ -46,8 +47,7 @@ def authorize(request: Request, key: str | None, allowed: frozenset[str]) -> str
 
 def bearer_key(request: Request) -> str | None:
     """The key of an ``Authorization: Bearer <key>`` header, read as ``HTTPBearer`` reads it."""
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    key = key.strip()
+    scheme, key = get_authorization_scheme_param(request.headers.get("authorization"))
     return key if key and scheme.lower() == "bearer" else None
 
 
@@ -89,11 +89,11 @@ async def json_body(request: Request, model: type[M]) -> M:
     parser), failing as a FastAPI body parameter fails: a ``RequestValidationError`` whose
     locations start at ``body``."""
     raw = await request.body()
+    if not raw:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+        )
     try:
-        if not raw:
-            raise RequestValidationError(
-                [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
-            )
         if _is_json(request.headers.get("content-type")):
             return model.model_validate_json(raw)
         return model.model_validate(raw)  # what FastAPI does with a body of another type
