@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 
 from decisioning.sql.session import make_engine, migrate
-from decisioning.sql.tables import budgets, cell_stats, exposures, metadata
+from decisioning.sql.tables import budgets, cell_stats, contacts, exposures, metadata
 
 
 def test_migrations_match_the_tables(database_url: str) -> None:
@@ -53,4 +55,50 @@ def test_upgrading_keeps_the_statistics_and_budgets_already_stored(database_url:
         assert connection.execute(select(exposures.c.segments)).scalar_one() == []
         budget = connection.execute(select(budgets.c.spent_units, budgets.c.price)).one()
         assert tuple(budget) == (40, None)
+    engine.dispose()
+
+
+def test_contacts_keep_their_rows_when_clustered_by_customer(database_url: str) -> None:
+    """0007 keys contacts by (customer, time, decision, offer), on SQLite without a rowid:
+    the contacts stored before it are all there after it, and a contact is stored once."""
+    engine = make_engine(database_url)
+    migrate(engine, "0006")
+    stored = [
+        ("c1", "o1", "sms", "d1", "2026-01-01 08:00:00"),
+        ("c1", "o2", "sms", "d1", "2026-01-01 08:00:00"),
+        ("c2", "o1", "push", "d2", "2026-01-02 09:30:00"),
+    ]
+    with engine.begin() as connection:
+        for row in stored:
+            connection.execute(
+                text(
+                    "INSERT INTO contacts (customer_id, offer_id, channel, decision_id, "
+                    "contacted_at) VALUES (:c, :o, :ch, :d, :at)"
+                ),
+                dict(zip(("c", "o", "ch", "d", "at"), row, strict=True)),
+            )
+    migrate(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                contacts.c.customer_id,
+                contacts.c.offer_id,
+                contacts.c.channel,
+                contacts.c.decision_id,
+                contacts.c.contacted_at,
+            ).order_by(contacts.c.customer_id, contacts.c.offer_id)
+        ).all()
+        assert [(*r[:4], r[4].strftime("%Y-%m-%d %H:%M:%S")) for r in rows] == stored
+        if engine.dialect.name == "sqlite":
+            schema = connection.execute(
+                text("SELECT sql FROM sqlite_master WHERE name = 'contacts'")
+            ).scalar_one()
+            assert schema.rstrip().endswith("WITHOUT ROWID")
+        with pytest.raises(IntegrityError):  # one contact per offer and decision
+            connection.execute(
+                text(
+                    "INSERT INTO contacts (customer_id, offer_id, channel, decision_id, "
+                    "contacted_at) VALUES ('c1', 'o1', 'sms', 'd1', '2026-01-01 08:00:00')"
+                )
+            )
     engine.dispose()
