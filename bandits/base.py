@@ -89,12 +89,25 @@ def with_payoff(values: Mapping[str, float], payoff: Payoff | None) -> dict[str,
     return {a: (p := payoff[a])[0] * v + p[1] for a, v in values.items()}
 
 
-def greedy_probabilities(scores: Mapping[str, float], explore: float) -> dict[str, float]:
-    """The best-scored action gets ``1 - explore (K - 1)``, every other one ``explore``."""
+def greedy_probabilities(
+    scores: Mapping[str, float], explore: float, payoff: Payoff | None = None
+) -> dict[str, float]:
+    """The action best on ``scale * score + offset`` (the score itself without a payoff) gets
+    ``1 - explore (K - 1)``, every other one ``explore``; the first of equals wins."""
     if not scores:
         return {}
-    best = max(scores, key=scores.__getitem__)
-    probabilities = dict.fromkeys(scores, explore)  # C speed: a slate asks once per rank
+    if payoff is None:
+        best = max(scores, key=scores.__getitem__)
+    else:  # one pass, no dict of payoffs: a slate asks once per rank
+        items = iter(scores.items())
+        best, score = next(items)
+        scale, offset = payoff[best]
+        best_value = scale * score + offset
+        for action, score in items:
+            scale, offset = payoff[action]
+            if (value := scale * score + offset) > best_value:
+                best, best_value = action, value
+    probabilities = dict.fromkeys(scores, explore)
     probabilities[best] = 1.0 - explore * (len(scores) - 1)
     return probabilities
 

@@ -16,7 +16,6 @@ from bandits.base import (
     check_scalar,
     greedy_probabilities,
     register,
-    with_payoff,
 )
 
 
@@ -60,8 +59,9 @@ class BetaBernoulliPolicy(Policy):
     def predict_proba_one(
         self, context: Context, actions: Actions, payoff: Payoff | None = None
     ) -> dict[str, float]:
-        scores = with_payoff(self.score_one(context, actions), payoff)
-        return greedy_probabilities(scores, max(self.epsilon / max(len(scores), 1), self.floor))
+        scores = self.score_one(context, actions)
+        explore = max(self.epsilon / max(len(scores), 1), self.floor)
+        return greedy_probabilities(scores, explore, payoff)
 
     def learn_one(
         self, context: Context, actions: Actions, chosen: str, reward: float, propensity: float

@@ -14,7 +14,6 @@ from bandits.base import (
     check_scalar,
     greedy_probabilities,
     register,
-    with_payoff,
 )
 from bandits.linucb import DisjointLinearPolicy
 
@@ -48,6 +47,6 @@ class EpsilonGreedyPolicy(DisjointLinearPolicy):
     def predict_proba_one(
         self, context: Context, actions: Actions, payoff: Payoff | None = None
     ) -> dict[str, float]:
-        scores = with_payoff(self.score_one(context, actions), payoff)
+        scores = self.score_one(context, actions)
         k = max(len(scores), 1)
-        return greedy_probabilities(scores, max(self.epsilon / k, min(self.floor, 1.0 / k)))
+        return greedy_probabilities(scores, max(self.epsilon / k, min(self.floor, 1.0 / k)), payoff)

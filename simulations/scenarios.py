@@ -34,7 +34,7 @@ from typing import Any, Final, Literal
 import numpy as np
 
 from bandits import Actions, Context, Policy, available_policies
-from bandits.base import Payoff, check_feedback, greedy_probabilities, with_payoff
+from bandits.base import Payoff, check_feedback, greedy_probabilities
 from decisioning.domain import ChannelCaps, ContactPolicy, Pacing, QuietHours
 from simulations.catalog import DEFAULT_CATALOG, Catalog, OfferSpec
 from simulations.world import Drift, World
@@ -359,7 +359,7 @@ class FixedRankingPolicy(Policy):
     def predict_proba_one(
         self, context: Context, actions: Actions, payoff: Payoff | None = None
     ) -> dict[str, float]:
-        return greedy_probabilities(with_payoff(self.score_one(context, actions), payoff), 0.0)
+        return greedy_probabilities(self.score_one(context, actions), 0.0, payoff)
 
     def learn_one(
         self, context: Context, actions: Actions, chosen: str, reward: float, propensity: float
