@@ -48,13 +48,19 @@ class BetaBernoulliPolicy(Policy):
         self.prior_beta = check_scalar(prior_beta, "prior_beta", low=0.0, low_open=True)
         self.successes: dict[str, float] = {}
         self.trials: dict[str, float] = {}
+        self._means: dict[str, float] | None = None
+        """Posterior mean of each action with trials (a cache of ``successes``/``trials``)."""
 
     def score_one(self, context: Context, actions: Actions) -> dict[str, float]:
-        a, b = self.prior_alpha, self.prior_beta
-        return {
-            action: (a + self.successes.get(action, 0.0)) / (a + b + self.trials.get(action, 0.0))
-            for action in actions
-        }
+        means = vars(self).get("_means")  # snapshots pickled before the cache have none
+        if means is None:
+            a, b = self.prior_alpha, self.prior_beta
+            means = {
+                x: (a + self.successes.get(x, 0.0)) / (a + b + n) for x, n in self.trials.items()
+            }
+            self._means = means
+        prior = self.prior_alpha / (self.prior_alpha + self.prior_beta)
+        return {action: means.get(action, prior) for action in actions}
 
     def predict_proba_one(
         self, context: Context, actions: Actions, payoff: Payoff | None = None
@@ -67,6 +73,7 @@ class BetaBernoulliPolicy(Policy):
         self, context: Context, actions: Actions, chosen: str, reward: float, propensity: float
     ) -> None:
         check_feedback(reward, propensity)
+        self._means = None  # the posterior means, made again on the next score
         self.trials[chosen] = self.trials.get(chosen, 0.0) + 1.0
         if reward > 0:
             self.successes[chosen] = self.successes.get(chosen, 0.0) + 1.0
