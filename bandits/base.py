@@ -94,21 +94,19 @@ def greedy_probabilities(
 ) -> dict[str, float]:
     """The action best on ``scale * score + offset`` (the score itself without a payoff) gets
     ``1 - explore (K - 1)``, every other one ``explore``; the first of equals wins."""
-    if not scores:
+    return greedy_over(with_payoff(scores, payoff), list(scores), explore)
+
+
+def greedy_over(
+    values: Mapping[str, float], actions: Sequence[str], explore: float
+) -> dict[str, float]:
+    """``greedy_probabilities`` over ``actions`` from their ``values`` already paid out: a slate
+    computes the values once and asks rank by rank over the actions not yet drawn."""
+    if not actions:
         return {}
-    if payoff is None:
-        best = max(scores, key=scores.__getitem__)
-    else:  # one pass, no dict of payoffs: a slate asks once per rank
-        items = iter(scores.items())
-        best, score = next(items)
-        scale, offset = payoff[best]
-        best_value = scale * score + offset
-        for action, score in items:
-            scale, offset = payoff[action]
-            if (value := scale * score + offset) > best_value:
-                best, best_value = action, value
-    probabilities = dict.fromkeys(scores, explore)
-    probabilities[best] = 1.0 - explore * (len(scores) - 1)
+    best = max(actions, key=values.__getitem__)  # the first of equals, as ``max`` keeps it
+    probabilities = dict.fromkeys(actions, explore)
+    probabilities[best] = 1.0 - explore * (len(actions) - 1)
     return probabilities
 
 
@@ -192,6 +190,21 @@ class Policy(ABC):
         bounds are judged in money); None is ``(1, 0)`` for every action.
         """
 
+    def slate_distribution(
+        self, context: Context, actions: Actions, payoff: Payoff | None = None
+    ) -> Callable[[Sequence[str]], dict[str, float]]:
+        """``predict_proba_one`` over any subset of ``actions``: what ``draw_slate`` asks rank by
+        rank. A policy whose probabilities rest on per-action scores overrides it to score each
+        action once per slate rather than once per rank."""
+
+        def over(remaining: Sequence[str]) -> dict[str, float]:
+            subset = (
+                actions if len(remaining) == len(actions) else {a: actions[a] for a in remaining}
+            )
+            return self.predict_proba_one(context, subset, payoff)
+
+        return over
+
     @abstractmethod
     def learn_one(
         self,
@@ -223,6 +236,28 @@ class Policy(ABC):
         if not isinstance(policy, cls):
             raise PolicyError("data", f"holds a {type(policy).__name__}, not a {cls.__name__}")
         return policy
+
+
+class GreedyPolicy(Policy):
+    """A policy that plays its best-scored action and spreads ``explore(K)`` on each other one."""
+
+    @abstractmethod
+    def explore(self, k: int) -> float:
+        """The probability of each action but the best among ``k`` candidates."""
+
+    def predict_proba_one(
+        self, context: Context, actions: Actions, payoff: Payoff | None = None
+    ) -> dict[str, float]:
+        return greedy_probabilities(
+            self.score_one(context, actions), self.explore(len(actions)), payoff
+        )
+
+    def slate_distribution(
+        self, context: Context, actions: Actions, payoff: Payoff | None = None
+    ) -> Callable[[Sequence[str]], dict[str, float]]:
+        # An action's score does not depend on the other candidates: scored once per slate.
+        values = with_payoff(self.score_one(context, actions), payoff)
+        return lambda remaining: greedy_over(values, remaining, self.explore(len(remaining)))
 
 
 _REGISTRY: dict[str, type[Policy]] = {}

@@ -10,17 +10,15 @@ from __future__ import annotations
 from bandits.base import (
     Actions,
     Context,
-    Payoff,
-    Policy,
+    GreedyPolicy,
     check_feedback,
     check_scalar,
-    greedy_probabilities,
     register,
 )
 
 
 @register
-class BetaBernoulliPolicy(Policy):
+class BetaBernoulliPolicy(GreedyPolicy):
     """Posterior-mean accept rate per action; epsilon-greedy choice probabilities.
 
     Parameters
@@ -62,12 +60,8 @@ class BetaBernoulliPolicy(Policy):
         prior = self.prior_alpha / (self.prior_alpha + self.prior_beta)
         return {action: means.get(action, prior) for action in actions}
 
-    def predict_proba_one(
-        self, context: Context, actions: Actions, payoff: Payoff | None = None
-    ) -> dict[str, float]:
-        scores = self.score_one(context, actions)
-        explore = max(self.epsilon / max(len(scores), 1), self.floor)
-        return greedy_probabilities(scores, explore, payoff)
+    def explore(self, k: int) -> float:
+        return max(self.epsilon / max(k, 1), self.floor)
 
     def learn_one(
         self, context: Context, actions: Actions, chosen: str, reward: float, propensity: float

@@ -7,19 +7,12 @@ Sutton & Barto (2018), "Reinforcement Learning: An Introduction", Section 2.2 (e
 
 from __future__ import annotations
 
-from bandits.base import (
-    Actions,
-    Context,
-    Payoff,
-    check_scalar,
-    greedy_probabilities,
-    register,
-)
+from bandits.base import GreedyPolicy, check_scalar, register
 from bandits.linucb import DisjointLinearPolicy
 
 
 @register
-class EpsilonGreedyPolicy(DisjointLinearPolicy):
+class EpsilonGreedyPolicy(GreedyPolicy, DisjointLinearPolicy):
     """Greedy on ridge estimates with probability 1 - epsilon, uniform otherwise.
 
     Parameters
@@ -44,9 +37,6 @@ class EpsilonGreedyPolicy(DisjointLinearPolicy):
         super().__init__(seed=seed, floor=floor, dim=dim, l2=l2)
         self.epsilon = check_scalar(epsilon, "epsilon", low=0.0, high=1.0)
 
-    def predict_proba_one(
-        self, context: Context, actions: Actions, payoff: Payoff | None = None
-    ) -> dict[str, float]:
-        scores = self.score_one(context, actions)
-        k = max(len(scores), 1)
-        return greedy_probabilities(scores, max(self.epsilon / k, min(self.floor, 1.0 / k)), payoff)
+    def explore(self, k: int) -> float:
+        k = max(k, 1)
+        return max(self.epsilon / k, min(self.floor, 1.0 / k))

@@ -162,18 +162,9 @@ class _Plan:
     def distribution(self, epsilon: float) -> Callable[[Sequence[str]], dict[str, float]]:
         """The policy's probabilities over the offers still to draw from, judged on the
         arbitration's payoff, mixed with ``epsilon`` uniform exploration."""
-
-        def over(remaining: Sequence[str]) -> dict[str, float]:
-            # ``remaining`` is a subset of the eligible offers: all of them at the first rank.
-            actions = (
-                self.actions
-                if len(remaining) == len(self.actions)
-                else {o: self.actions[o] for o in remaining}
-            )
-            probabilities = self.policy.predict_proba_one(self.context, actions, self.payoff)
-            return mix_uniform(probabilities, epsilon)
-
-        return over
+        policy = self.policy.slate_distribution(self.context, self.actions, self.payoff)
+        # ``remaining`` is a subset of the eligible offers: all of them at the first rank.
+        return lambda remaining: mix_uniform(policy(remaining), epsilon)
 
 
 class DecisionEngine:

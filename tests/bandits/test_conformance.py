@@ -187,3 +187,17 @@ def test_snapshots_from_before_the_draw_cache_still_predict(name: str) -> None:
     old = type(policy).from_bytes(policy.to_bytes())
     assert "_normals" not in vars(old)
     assert old.predict_proba_one(CONTEXT, ACTIONS) == expected
+
+
+@pytest.mark.parametrize("name", available_policies())
+def test_a_slate_asks_for_what_predict_proba_one_gives_on_each_subset(name: str) -> None:
+    policy = make_policy(name, seed=6, floor=0.01)
+    _train(policy, 40, 7)
+    payoff = {a: (1.0 + i, 10.0 * i) for i, a in enumerate(ACTIONS)}  # the later, the better
+    over = policy.slate_distribution(CONTEXT, ACTIONS, payoff)
+    names = list(ACTIONS)
+    for remaining in (names, names[1:], names[::2], names[3:4]):
+        subset = {a: ACTIONS[a] for a in remaining}
+        expected = policy.predict_proba_one(CONTEXT, subset, payoff)
+        assert list(over(remaining)) == remaining
+        assert over(remaining) == pytest.approx(expected, abs=1e-12)
