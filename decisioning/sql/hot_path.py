@@ -139,16 +139,6 @@ class _Dialect:
 
 _DIALECTS = {"sqlite": _Dialect("sqlite"), "postgresql": _Dialect("postgresql")}
 
-# PostgreSQL: the upsert takes the customer's row lock until commit (a no-op update still
-# locks). SQLite: BEGIN IMMEDIATE already holds the database's one write lock, so a read will do.
-LOCK_CUSTOMER = {
-    "postgresql": """
-INSERT INTO customers (customer_id, attributes, updated_at) VALUES (:customer_id, '{}', :now)
-ON CONFLICT (customer_id) DO UPDATE SET updated_at = customers.updated_at
-RETURNING attributes
-""",
-    "sqlite": "SELECT attributes FROM customers WHERE customer_id = :customer_id",
-}
 # One row of the week's counts, one per offer contacted within the offer window, one per offer
 # cooling down: the database counts, so reading a long history costs what a short one does.
 CONTACT_COUNTS = """
@@ -162,6 +152,22 @@ WHERE customer_id = :customer_id AND contacted_at >= :offer GROUP BY offer_id
 UNION ALL
 SELECT 'cooling', offer_id, 0, 0, 0 FROM cooldowns WHERE customer_id = :customer_id AND until > :now
 """
+# PostgreSQL: the upsert takes the customer's row lock until commit (a no-op update still
+# locks), and only then may the counts be read: a statement that waited for the lock would
+# still count from the snapshot it started with.
+LOCK_CUSTOMER = """
+INSERT INTO customers (customer_id, attributes, updated_at) VALUES (:customer_id, '{}', :now)
+ON CONFLICT (customer_id) DO UPDATE SET updated_at = customers.updated_at
+RETURNING attributes
+"""
+# SQLite: BEGIN IMMEDIATE already holds the database's one write lock, so the profile is read
+# with the counts, as one more row.
+CUSTOMER_AND_CONTACT_COUNTS = (
+    CONTACT_COUNTS
+    + """UNION ALL
+SELECT 'customer', attributes, 0, 0, 0 FROM customers WHERE customer_id = :customer_id
+"""
+)
 BUDGET_STATES = """
 SELECT budget_id, amount_units, daily_limit_units, spent_units, day, day_spent_units, price
 FROM budgets WHERE budget_id IN ({placeholders})
@@ -261,7 +267,6 @@ class HotPath:
 
     def __init__(self, raw: Any, dialect_name: str) -> None:
         self._dialect = _DIALECTS[dialect_name]
-        self._dialect_name = dialect_name
         self._raw = raw
         self.on_commit: list[Callable[[], None]] = []
         """Run once the transaction has committed (not after a rollback)."""
@@ -289,23 +294,27 @@ class HotPath:
         }
         # fetchall, not fetchone: an unfinished SQLite statement would keep its read snapshot
         # open past COMMIT, and the connection's next BEGIN IMMEDIATE would wait on it forever.
-        found = self._execute(
-            LOCK_CUSTOMER[self._dialect_name],
-            {"customer_id": customer_id, "now": parameters["now"]},
-        ).fetchall()
+        if d.sqlite:
+            rows = self._execute(CUSTOMER_AND_CONTACT_COUNTS, parameters).fetchall()
+        else:
+            found = self._execute(
+                LOCK_CUSTOMER, {"customer_id": customer_id, "now": parameters["now"]}
+            ).fetchall()
+            rows = self._execute(CONTACT_COUNTS, parameters).fetchall()
+            rows += [("customer", found[0][0], 0, 0, 0)]  # the upsert always returns the row
+        attributes: Any = {}
         week = (0, 0, 0)
         per_offer: dict[str, int] = {}
         cooling: set[str] = set()
-        for kind, offer_id, first, second, third in self._execute(
-            CONTACT_COUNTS, parameters
-        ).fetchall():
+        for kind, key, first, second, third in rows:
             if kind == "week":
                 week = (int(first or 0), int(second or 0), int(third))
             elif kind == "offer":
-                per_offer[offer_id] = int(first)
+                per_offer[key] = int(first)
+            elif kind == "cooling":
+                cooling.add(key)
             else:
-                cooling.add(offer_id)
-        attributes = d.read_json(found[0][0]) if found else {}
+                attributes = d.read_json(key)
         return CustomerState(dict(attributes), ContactCounts(*week, per_offer, frozenset(cooling)))
 
     def budget_states(self, budget_ids: Iterable[str]) -> dict[str, BudgetState]:
