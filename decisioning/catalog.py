@@ -13,7 +13,7 @@ import time as monotonic
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, time
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -217,6 +217,30 @@ def action_features(offer: Offer) -> dict[str, float | str]:
     }
 
 
+def arbitration_payoff(offer: Offer, shadow_cost: float = 0.0) -> tuple[float, float]:
+    """``(scale, offset)``: the offer's priority is ``scale x P(accept) + offset``, that is
+    P(accept) x incrementality x value x weight - cost - shadow cost; the policy explores on
+    the same payoff.
+
+    Incrementality is the share of the offer's conversions that the holdout shows to be
+    incremental (1 until re-valued). ``shadow_cost`` is the sum, over the offer's dual-paced
+    budgets, of the budget's price times what the contact charges it: what spending that budget
+    here forgoes elsewhere.
+    """
+    return offer.value * offer.weight * offer.incrementality, -offer.cost - shadow_cost
+
+
+class CompiledOffer(NamedTuple):
+    """An offer as a decision on one of its channels checks it, compiled once per version."""
+
+    offer: Offer
+    rule_check: RuleCheck | None
+    charges: tuple[tuple[Budget, int], ...]
+    """The offer's budgets in lock order, each with what one contact charges it, in units."""
+    payoff: tuple[float, float]
+    """``arbitration_payoff`` before any shadow cost."""
+
+
 @dataclass(frozen=True)
 class CatalogSnapshot:
     """Everything a decision needs from the catalogue, indexed for the hot path."""
@@ -224,9 +248,9 @@ class CatalogSnapshot:
     version: int
     offers: dict[str, Offer]
     offers_by_channel: dict[str, tuple[Offer, ...]]
-    checks_by_channel: dict[str, tuple[tuple[Offer, RuleCheck | None], ...]]
+    compiled_by_channel: dict[str, tuple[CompiledOffer, ...]]
     budgets: dict[str, Budget]
-    budgets_by_offer: dict[str, tuple[Budget, ...]]
+    charges_by_offer: dict[str, tuple[tuple[Budget, int], ...]]
     contact_policy: ContactPolicy
     action_features: dict[str, dict[str, float | str]]
     experiments: dict[str, Experiment] = field(default_factory=dict)
@@ -290,9 +314,10 @@ class CatalogSnapshot:
         by_channel = {
             channel: tuple(o for o in offer_list if channel in o.channels) for channel in CHANNELS
         }
-        budgets_by_offer = {
+        charges_by_offer = {
             o.offer_id: tuple(
-                sorted(
+                (b, to_units(b.charge(o)))
+                for b in sorted(
                     (
                         b
                         for b in budget_list
@@ -317,12 +342,20 @@ class CatalogSnapshot:
             version=version,
             offers={o.offer_id: o for o in offer_list},
             offers_by_channel=by_channel,
-            checks_by_channel={
-                channel: tuple((o, rule_checks.get(o.offer_id)) for o in channel_offers)
+            compiled_by_channel={
+                channel: tuple(
+                    CompiledOffer(
+                        o,
+                        rule_checks.get(o.offer_id),
+                        charges_by_offer[o.offer_id],
+                        arbitration_payoff(o),
+                    )
+                    for o in channel_offers
+                )
                 for channel, channel_offers in by_channel.items()
             },
             budgets={b.budget_id: b for b in budget_list},
-            budgets_by_offer=budgets_by_offer,
+            charges_by_offer=charges_by_offer,
             contact_policy=policy,
             action_features={o.offer_id: action_features(o) for o in offer_list},
             experiments={e.experiment_id: e for e in experiment_list},

@@ -20,9 +20,9 @@ import numpy as np
 from sqlalchemy import Engine
 
 from bandits import Draw, Policy, draw_slate, make_policy
-from bandits.base import mix_uniform
+from bandits.base import mix_uniform, with_payoff
 from decisioning import budgets as budget_checks
-from decisioning.catalog import CatalogCache, CatalogSnapshot
+from decisioning.catalog import CatalogCache, CatalogSnapshot, CompiledOffer
 from decisioning.contact_policy import ContactWindows, allowance
 from decisioning.domain import ID_MAX, ChosenOffer, Decision, DecisionRequest
 from decisioning.eligibility import CustomerFacts, exclusion_reason
@@ -31,7 +31,6 @@ from decisioning.settings import Settings
 from decisioning.sql import repositories as repo
 from decisioning.sql.hot_path import CustomerState, HotConnections, HotPath
 from decisioning.sql.session import make_engine, migrate
-from decisioning.sql.tables import to_units
 from experiments.assignment import Assignment
 
 T = TypeVar("T")
@@ -53,20 +52,6 @@ RETRYABLE_SQLSTATES = {"40P01", "40001"}
 MAX_ATTEMPTS = 5
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
-
-
-def priority(
-    score: float, value: float, weight: float, cost: float, shadow_cost: float = 0.0
-) -> float:
-    """Arbitration: P(accept) x value x weight - cost - shadow cost.
-
-    The engine passes as ``score`` the policy's P(accept) times the offer's incrementality (the
-    share of its conversions that the holdout shows to be incremental; 1 until re-valued).
-
-    ``shadow_cost`` is the sum, over the offer's dual-paced budgets, of the budget's price times
-    what the contact charges it: what spending that budget here forgoes elsewhere.
-    """
-    return score * value * weight - cost - shadow_cost
 
 
 def segment_keys(context: Mapping[str, Any], attributes: Sequence[str]) -> list[str]:
@@ -147,7 +132,8 @@ class PolicyCache:
 class _Plan:
     """What a decision has worked out before it writes anything: the policy and what it needs
     to give the choice probabilities of any remaining set of offers (``actions``: features,
-    ``payoff``: ``(value x weight x incrementality, -cost)`` per eligible offer)."""
+    ``payoff``: ``arbitration_payoff`` per eligible offer; ``priorities`` is that payoff of each
+    offer's score)."""
 
     explanation: dict[str, str | tuple[float, float]]
     eligible: list[str]
@@ -338,65 +324,56 @@ class DecisionEngine:
         )
         # One pass, the first reason wins: eligibility, then the experiment, then contact policy.
         reasons: dict[str, str] = {}
-        eligible: list[str] = []
-        for offer, rule_check in catalog.checks_by_channel[request.channel]:
+        payoff: dict[str, tuple[float, float]] = {}  # of each offer still eligible
+        budgeted: list[CompiledOffer] = []
+        blocked, offer_reasons = allowed.blocked, allowed.offer_reasons
+        for compiled in catalog.compiled_by_channel[request.channel]:
+            offer, rule_check, charges, offer_payoff = compiled
             offer_id = offer.offer_id
             reason = (
                 exclusion_reason(offer, customer, rule_check, now)
                 or (experiment_reason(offer_id) if experiment_reason else None)
-                or allowed.blocked
-                or allowed.offer_reasons.get(offer_id)
+                or blocked
+                or offer_reasons.get(offer_id)
             )
-            if reason is None:
-                eligible.append(offer_id)
-            else:
+            if reason is not None:
                 reasons[offer_id] = reason
+                continue
+            payoff[offer_id] = offer_payoff
+            if charges:
+                budgeted.append(compiled)
 
-        budget_ids = {b.budget_id for o in eligible for b in catalog.budgets_by_offer[o]}
-        shadow_costs: dict[str, float] = {}  # offer -> sum of its budgets' price x charge
-        if budget_ids:
-            states = self.budget_states.states(budget_ids, catalog.version, hot.budget_states)
-            for offer_id in eligible:
-                offer = catalog.offers[offer_id]
-                for budget in catalog.budgets_by_offer[offer_id]:
-                    reason = budget_checks.budget_reason(
-                        budget,
-                        states.get(budget.budget_id),
-                        to_units(budget.charge(offer)),
-                        now,
-                        today,
-                    )
-                    if reason is not None:
-                        reasons[offer_id] = reason
-                        break
-                    price = budget_checks.dual_price(budget, states.get(budget.budget_id))
-                    if price:
-                        shadow = shadow_costs.get(offer_id, 0.0)
-                        shadow_costs[offer_id] = shadow + price * budget.charge(offer)
-            eligible = [o for o in eligible if o not in reasons]
-
-        actions = {o: catalog.action_features[o] for o in eligible}
-        scores = policy.score_one(context, actions) if eligible else {}
-        priorities = {}
-        payoff = {}
-        for offer_id in eligible:
-            offer = catalog.offers[offer_id]
-            scale = offer.value * offer.weight * offer.incrementality
-            shadow = shadow_costs.get(offer_id, 0.0)
-            payoff[offer_id] = (scale, -offer.cost - shadow)
-            priorities[offer_id] = priority(
-                scores[offer_id] * offer.incrementality,
-                offer.value,
-                offer.weight,
-                offer.cost,
-                shadow,
+        priced: list[str] = []  # offers that pay a dual-paced budget's price
+        if budgeted:
+            states = self.budget_states.states(
+                {budget.budget_id for _, _, charges, _ in budgeted for budget, _ in charges},
+                catalog.version,
+                hot.budget_states,
             )
-            if shadow > 0 and priorities[offer_id] <= 0:
+            for offer, _, charges, (scale, offset) in budgeted:
+                shadow = 0.0
+                for budget, units in charges:
+                    state = states.get(budget.budget_id)
+                    reason = budget_checks.budget_reason(budget, state, units, now, today)
+                    if reason is not None:
+                        reasons[offer.offer_id] = reason
+                        del payoff[offer.offer_id]
+                        break
+                    shadow += budget_checks.dual_price(budget, state) * budget.charge(offer)
+                else:
+                    if shadow:
+                        payoff[offer.offer_id] = (scale, offset - shadow)
+                        priced.append(offer.offer_id)
+
+        actions = {o: catalog.action_features[o] for o in payoff}
+        scores = policy.score_one(context, actions) if actions else {}
+        priorities = with_payoff(scores, payoff)
+        for offer_id in priced:
+            if priorities[offer_id] <= 0:
                 # Worth less than what its budget's spend would earn elsewhere: not made.
                 reasons[offer_id] = budget_checks.BUDGET_PRICE
-        if shadow_costs:
-            eligible = [o for o in eligible if o not in reasons]
-            actions = {o: actions[o] for o in eligible}
+                del actions[offer_id]
+        eligible = list(actions)
         explanation: dict[str, str | tuple[float, float]] = {
             o.offer_id: reasons.get(o.offer_id) or (scores[o.offer_id], priorities[o.offer_id])
             for o in offers
@@ -455,8 +432,7 @@ class DecisionEngine:
             for draw in draws:
                 offer = catalog.offers[draw.action]
                 charges: dict[str, int] = {}
-                for budget in catalog.budgets_by_offer[offer.offer_id]:
-                    units = to_units(budget.charge(offer))
+                for budget, units in catalog.charges_by_offer[offer.offer_id]:
                     cap = budget_checks.paced_cap_units(budget, now)
                     if not hot.reserve_budget(budget.budget_id, units, cap, today):
                         self.budget_states.forget(budget.budget_id)  # it was older than it looked

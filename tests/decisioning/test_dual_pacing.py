@@ -21,7 +21,6 @@ from decisioning.budgets import (
 )
 from decisioning.catalog import put_budget
 from decisioning.domain import Budget, DecisionRequest
-from decisioning.engine import priority
 from decisioning.errors import InvalidInput
 from decisioning.sql.repositories import budget_states
 from decisioning.sql.session import unit_of_work
@@ -100,7 +99,7 @@ def test_arbitration_pays_the_price_of_a_dual_budget(sqlite_url: str) -> None:
     answer = engine.decide(DecisionRequest("c-1", "app_banner", context={}), now=NOW)
     score, ranked = answer.explanation["card"]  # type: ignore[misc]
     cost = engine.catalog.current().offers["card"].cost
-    assert ranked == pytest.approx(priority(score, 100.0, 1.0, cost, INITIAL_PRICE * cost))
+    assert ranked == pytest.approx(score * 100.0 - cost - INITIAL_PRICE * cost)
     with unit_of_work(engine.db) as connection:
         connection.execute(budgets.update().values(price=PRICE_CEILING))
     engine.budget_states.clear()  # as run_periodic_jobs does once it has stepped a price
