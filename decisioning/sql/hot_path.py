@@ -128,8 +128,12 @@ class _Dialect:
         last = self._last_time  # one read: another thread may replace it (whole) meanwhile
         if last[0] is value:
             return last[1]
-        # isoformat with fixed microseconds writes exactly SQLITE_TIME_FORMAT, faster than strftime
-        text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        # isoformat with fixed microseconds writes exactly SQLITE_TIME_FORMAT, faster than strftime;
+        # the engine's clock is already in UTC, so its text needs only the offset cut off.
+        if value.tzinfo is UTC:
+            text = value.isoformat(" ", "microseconds")[: len("YYYY-MM-DD HH:MM:SS.ffffff")]
+        else:
+            text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
         self._last_time = (value, text)
         return text
 

@@ -1,0 +1,30 @@
+"""The decision path writes SQLite times as text itself: exactly the text the Core column
+type writes, or the caps' window comparisons (``contacted_at >= :day``) would drift."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.dialects import sqlite
+
+from decisioning.sql.hot_path import _DIALECTS
+from decisioning.sql.tables import UTCDateTime
+
+ZONES = [UTC, timezone(timedelta(hours=5, minutes=30)), ZoneInfo("America/New_York")]
+CORE = UTCDateTime().dialect_impl(sqlite.dialect()).bind_processor(sqlite.dialect())
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1971, 1, 1),
+        max_value=datetime(9998, 1, 1),
+        timezones=st.sampled_from(ZONES),
+    )
+)
+def test_times_are_written_as_the_core_column_type_writes_them(value: datetime) -> None:
+    assert CORE is not None
+    assert _DIALECTS["sqlite"].time(value) == CORE(value)
+    assert _DIALECTS["sqlite"].time(value) == CORE(value)  # again: the text kept for the next call
