@@ -1,12 +1,13 @@
 """The decision's own statements, run as plain SQL on the DBAPI connection of the unit of work.
 
-A decision runs five to eight statements. Through SQLAlchemy Core each costs 25-40 us of
-Python before the database sees it, which alone would cap a core at about 3,000 decisions per
-second; on the driver's cursor the same statement costs under 10 us. So this one path speaks
-SQL directly, in a dialect-neutral subset (``INSERT .. ON CONFLICT .. RETURNING``, ``CASE``),
-inside the same transaction SQLAlchemy opened and commits. Everything else uses
-``repositories`` (Core). Values are written exactly as the Core column types write them (UTC
-timestamps, JSON text), so both paths read each other's rows.
+A decision runs four to eight statements (SQLite reads the profile with the contact counts).
+Through SQLAlchemy Core each costs 25-40 us of Python before the database sees it, which alone
+would cap a core at about 3,000 decisions per second; on the driver's cursor the same statement
+costs under 10 us. So this one path speaks SQL directly, in a dialect-neutral subset
+(``INSERT .. ON CONFLICT .. RETURNING``, ``CASE``), inside the same transaction SQLAlchemy
+opened and commits. Everything else uses ``repositories`` (Core). Values are written exactly as
+the Core column types write them (UTC timestamps, JSON text), so both paths read each other's
+rows.
 """
 
 from __future__ import annotations
