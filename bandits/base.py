@@ -112,8 +112,10 @@ def greedy_over(
 
 def mix_uniform(probabilities: Mapping[str, float], epsilon: float) -> dict[str, float]:
     """``(1 - epsilon) p + epsilon / K``: every action keeps at least ``epsilon / K``."""
-    k = len(probabilities)
-    return {a: (1.0 - epsilon) * p + epsilon / k for a, p in probabilities.items()}
+    if not probabilities:
+        return {}
+    keep, spread = 1.0 - epsilon, epsilon / len(probabilities)
+    return {a: keep * p + spread for a, p in probabilities.items()}
 
 
 class PosteriorDraws:
