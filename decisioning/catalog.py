@@ -247,7 +247,8 @@ class CatalogSnapshot:
 
     version: int
     offers: dict[str, Offer]
-    offers_by_channel: dict[str, tuple[Offer, ...]]
+    offer_ids_by_channel: dict[str, tuple[str, ...]]
+    """Each channel's offers in catalogue order: the order of a decision's explanation."""
     compiled_by_channel: dict[str, tuple[CompiledOffer, ...]]
     budgets: dict[str, Budget]
     charges_by_offer: dict[str, tuple[tuple[Budget, int], ...]]
@@ -341,7 +342,10 @@ class CatalogSnapshot:
         return cls(
             version=version,
             offers={o.offer_id: o for o in offer_list},
-            offers_by_channel=by_channel,
+            offer_ids_by_channel={
+                channel: tuple(o.offer_id for o in channel_offers)
+                for channel, channel_offers in by_channel.items()
+            },
             compiled_by_channel={
                 channel: tuple(
                     CompiledOffer(

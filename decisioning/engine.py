@@ -306,7 +306,6 @@ class DecisionEngine:
     ) -> _Plan:
         """What the decision may offer (``today`` is ``now``'s budget day)."""
         customer = CustomerFacts.of(context)
-        offers = catalog.offers_by_channel[request.channel]
         timezone = context.get("timezone") or self.settings.business_timezone
         try:
             local = now.astimezone(budget_checks.zone(str(timezone)))
@@ -374,10 +373,12 @@ class DecisionEngine:
                 reasons[offer_id] = budget_checks.BUDGET_PRICE
                 del actions[offer_id]
         eligible = list(actions)
-        explanation: dict[str, str | tuple[float, float]] = {
-            o.offer_id: reasons.get(o.offer_id) or (scores[o.offer_id], priorities[o.offer_id])
-            for o in offers
-        }
+        # Catalogue order; each offer then gets its score and priority or, winning, its reason:
+        # every offer is scored or excluded, so no placeholder is left.
+        explanation: dict[str, Any] = dict.fromkeys(catalog.offer_ids_by_channel[request.channel])
+        for offer_id, score in scores.items():
+            explanation[offer_id] = (score, priorities[offer_id])
+        explanation.update(reasons)
         return _Plan(
             explanation, eligible, scores, priorities, allowed.slots, policy, context, actions,
             payoff,
