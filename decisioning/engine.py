@@ -459,7 +459,8 @@ class DecisionEngine:
                     )
                 )
             if lost is None:
-                hot.on_commit.append(partial(self.budget_states.add_spend, reserved, today))
+                if reserved:
+                    hot.on_commit.append(partial(self.budget_states.add_spend, reserved, today))
                 return chosen
             for budget_id, units in reserved:
                 hot.release_budget(budget_id, units)
