@@ -30,6 +30,7 @@ from decisioning.sql.session import writer_queue
 from decisioning.sql.tables import from_units
 
 SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # what SQLAlchemy's SQLite DateTime stores
+SQLITE_TIME_LENGTH = len("YYYY-MM-DD HH:MM:SS.ffffff")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +133,7 @@ class _Dialect:
         # isoformat with fixed microseconds writes exactly SQLITE_TIME_FORMAT, faster than strftime;
         # the engine's clock is already in UTC, so its text needs only the offset cut off.
         if value.tzinfo is UTC:
-            text = value.isoformat(" ", "microseconds")[: len("YYYY-MM-DD HH:MM:SS.ffffff")]
+            text = value.isoformat(" ", "microseconds")[:SQLITE_TIME_LENGTH]
         else:
             text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
         self._last_time = (value, text)
@@ -299,15 +300,14 @@ class HotPath:
         }
         # fetchall, not fetchone: an unfinished SQLite statement would keep its read snapshot
         # open past COMMIT, and the connection's next BEGIN IMMEDIATE would wait on it forever.
+        attributes: Any = {}  # SQLite: a customer never upserted has no row
         if d.sqlite:
             rows = self._execute(CUSTOMER_AND_CONTACT_COUNTS, parameters).fetchall()
         else:
-            found = self._execute(
+            ((attributes,),) = self._execute(  # the upsert always returns the row
                 LOCK_CUSTOMER, {"customer_id": customer_id, "now": parameters["now"]}
             ).fetchall()
             rows = self._execute(CONTACT_COUNTS, parameters).fetchall()
-            rows += [("customer", found[0][0], 0, 0, 0)]  # the upsert always returns the row
-        attributes: Any = {}
         week = (0, 0, 0)
         per_offer: dict[str, int] = {}
         cooling: set[str] = set()
@@ -319,8 +319,10 @@ class HotPath:
             elif kind == "cooling":
                 cooling.add(key)
             else:
-                attributes = d.read_json(key)
-        return CustomerState(dict(attributes), ContactCounts(*week, per_offer, frozenset(cooling)))
+                attributes = key
+        return CustomerState(
+            dict(d.read_json(attributes)), ContactCounts(*week, per_offer, frozenset(cooling))
+        )
 
     def budget_states(self, budget_ids: Iterable[str]) -> dict[str, BudgetState]:
         ids = sorted(budget_ids)
