@@ -11,10 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.groups import DecisionGroups
 from api.routers import catalog, customers, decisions, events, experiments, keys
 from api.schemas import UNION_TAGS
 from api.security import KeyCache
-from api.turns import ArrivalOrder
 from decisioning.engine import DecisionEngine
 from decisioning.errors import (
     Conflict,
@@ -124,7 +124,7 @@ def create_app(settings: Settings | None = None, engine: DecisionEngine | None =
     )
     app.state.engine = engine
     app.state.keys = KeyCache(engine.db)
-    app.state.decision_turns = ArrivalOrder()
+    app.state.decision_groups = DecisionGroups(engine)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     @app.exception_handler(DecisioningError)

@@ -267,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser.add_argument("target", choices=["decide", "http", "report"])
     bench_parser.add_argument("--decisions", type=int, default=20_000)
     bench_parser.add_argument("--offers", type=int, nargs="+", default=[20, 50, 100])
+    bench_parser.add_argument(
+        "--group", type=int, default=1, help="decisions committed together (decide)"
+    )
     bench_parser.add_argument("--seconds", type=float, default=5.0)
     bench_parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (http)")
     bench_parser.add_argument("--exposures", type=int, default=10_000_000, help="(report)")

@@ -11,6 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -172,6 +173,11 @@ class DecisionEngine:
         engine = make_engine(settings.url)
         migrate(engine)
         return cls(settings, engine)
+
+    def group(self) -> AbstractContextManager[None]:
+        """Decisions made inside (by this thread) commit together, as one transaction, when
+        the block ends: none may be answered before. See ``HotConnections.group``."""
+        return self.hot.group()
 
     def decide(self, request: DecisionRequest, now: datetime | None = None) -> Decision:
         """Choose up to ``request.limit`` offers for one customer and log the decision."""

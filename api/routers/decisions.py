@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
 from api.deps import EngineDep, Reader, allowed_roles, authorize, bearer_key, json_body
+from api.groups import DecisionGroups
 from api.schemas import DecisionIn, DecisionOut
 from decisioning.domain import Decision, DecisionRequest
-from decisioning.engine import DecisionEngine
 from decisioning.errors import NotFound
 from decisioning.sql import repositories as repo
 
@@ -31,24 +31,21 @@ async def decide(request: Request) -> Response:
     about 20 % more decisions a second over HTTP without it). The key is checked before the
     body; errors read as on every other route; ``openapi_extra`` declares the body and the key.
 
-    Deliberately ``async`` although ``engine.decide`` blocks: a decision takes well under a
-    millisecond, and running it on the event loop avoids a thread hand-off per request and
-    threads queueing on the database's write lock. Scale out with more worker processes.
-    ``decision_turns`` (``api.turns.ArrivalOrder``) serves them first come, first served.
+    The decision itself runs on the event loop, grouped with the others that arrived together
+    into one transaction (``api.groups.DecisionGroups``).
     """
     authorize(request, bearer_key(request), DECIDERS)
     body = await json_body(request, DecisionIn)
-    engine: DecisionEngine = request.app.state.engine
-    async with request.app.state.decision_turns:
-        decision = engine.decide(
-            DecisionRequest(
-                customer_id=body.customer_id,
-                channel=body.channel,
-                placement=body.placement,
-                context=body.context,
-                limit=body.limit,
-            )
+    groups: DecisionGroups = request.app.state.decision_groups
+    decision = await groups.decide(
+        DecisionRequest(
+            customer_id=body.customer_id,
+            channel=body.channel,
+            placement=body.placement,
+            context=body.context,
+            limit=body.limit,
         )
+    )
     return Response(_answer(decision, body.explain), media_type="application/json")
 
 

@@ -37,25 +37,36 @@ POLICY = ContactPolicy(
 CONTEXT = {"age": 40, "risk_tolerance": "C3", "lifecycle": "mature"}
 
 
-def _worker(url: str, seed: int, start: Any, results: Any) -> None:
+def _worker(url: str, seed: int, start: Any, results: Any, group_size: int = 1) -> None:
     engine = open_engine(url)
     start.wait()  # every process starts deciding at the same moment
     shown = 0
-    for i in range(DECISIONS_PER_PROCESS):
-        # All processes walk the same clock, so they collide on the same customer and hour.
-        customer = f"customer-{(i + seed) % CUSTOMERS}"
-        decision = engine.decide(
-            DecisionRequest(customer, "app_banner", context=CONTEXT, limit=2),
-            now=NOW + timedelta(hours=i),
-        )
-        shown += len(decision.offers)
+    for first in range(0, DECISIONS_PER_PROCESS, group_size):
+        with engine.group():  # one decision a transaction when group_size is 1
+            for i in range(first, first + group_size):
+                # All processes walk the same clock, so they collide on the same customer and hour.
+                customer = f"customer-{(i + seed) % CUSTOMERS}"
+                decision = engine.decide(
+                    DecisionRequest(customer, "app_banner", context=CONTEXT, limit=2),
+                    now=NOW + timedelta(hours=i),
+                )
+                shown += len(decision.offers)
     engine.db.dispose()
     results.put(shown)
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def _grouped_worker(url: str, seed: int, start: Any, results: Any) -> None:
+    """Decides in groups of 10 (the service's group commit), each group one transaction."""
+    _worker(url, seed, start, results, group_size=10)
+
+
+@pytest.mark.parametrize(
+    ("database", "worker"),
+    [("sqlite", _worker), ("postgres", _worker), ("sqlite", _grouped_worker)],
+    ids=["sqlite", "postgres", "sqlite-grouped"],
+)
 def test_budgets_and_caps_hold_across_processes(
-    database: str, request: pytest.FixtureRequest
+    database: str, worker: Any, request: pytest.FixtureRequest
 ) -> None:
     url = str(request.getfixturevalue(f"{database}_url"))
     setup = open_engine(url)
@@ -74,7 +85,7 @@ def test_budgets_and_caps_hold_across_processes(
         ],
         policy=POLICY,
     )
-    shown = sum(run_in_processes(_worker, url, PROCESSES))
+    shown = sum(run_in_processes(worker, url, PROCESSES))
 
     with setup.db.connect() as connection:
         budget_rows = {r.budget_id: r for r in connection.execute(select(budgets))}
