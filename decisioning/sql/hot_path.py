@@ -41,6 +41,14 @@ class CustomerState:
     contacts: ContactCounts
 
 
+class _ThreadState(threading.local):
+    """A thread's driver connection and open group. Class defaults, not ``getattr`` with a
+    default: a missing attribute raises and formats an AttributeError on every decision."""
+
+    pooled: Any = None
+    group: _Group | None = None
+
+
 class HotConnections:
     """The decision path's driver connections, one per thread, each kept for the thread's life.
 
@@ -52,11 +60,11 @@ class HotConnections:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._local = threading.local()
+        self._local = _ThreadState()
         self._writers = writer_queue(engine)
 
     def _connection(self) -> Any:
-        pooled = getattr(self._local, "pooled", None)
+        pooled = self._local.pooled
         if pooled is None:
             pooled = self._engine.raw_connection()
             pooled.detach()
@@ -71,7 +79,7 @@ class HotConnections:
         with the first statement. Inside ``group()`` the decision is a savepoint of the group's
         transaction instead, and its ``on_commit`` callbacks wait for the group's commit.
         """
-        group: _Group | None = getattr(self._local, "group", None)
+        group = self._local.group
         if group is not None:
             with group.savepoint() as hot:
                 yield hot
@@ -96,7 +104,7 @@ class HotConnections:
         cheap there (``synchronous_commit = off``), and one long transaction would hold every
         customer's and budget's row lock of the group, deadlocking against other workers.
         """
-        if self._engine.dialect.name != "sqlite" or getattr(self._local, "group", None):
+        if self._engine.dialect.name != "sqlite" or self._local.group is not None:
             yield
             return
         with self._writers, self._open() as (raw, callbacks):
