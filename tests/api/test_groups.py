@@ -8,14 +8,20 @@ from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
+import httpx
 import pytest
 
+from api.app import create_app
 from api.groups import DecisionGroups
-from decisioning.domain import Decision, DecisionRequest
+from api.security import create_key
+from decisioning.domain import ChannelCaps, ContactPolicy, Decision, DecisionRequest
 from decisioning.engine import DecisionEngine
 from decisioning.errors import InvalidInput
+from tests.conftest import open_engine
+from tests.support import configure, contact_rows, logged_decisions, offer
 
 T = TypeVar("T")
+ADULT = {"age": 40, "risk_tolerance": "C3", "lifecycle": "mature"}
 
 
 class RecordingEngine:
@@ -149,3 +155,45 @@ def test_a_request_cancelled_while_it_queued_is_not_decided() -> None:
 
     assert run(scenario()) == "decision for kept"
     assert engine.groups == [["kept"]]
+
+
+def test_concurrent_requests_through_the_service_are_grouped_and_keep_the_cap(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six requests for one customer at once, over HTTP: they are decided in groups, and the
+    customer's cap of 2 contacts a day still binds across the group's savepoints."""
+    engine = open_engine(sqlite_url)
+    configure(
+        engine,
+        [offer("card"), offer("loan")],
+        policy=ContactPolicy(channel_caps={"app_banner": ChannelCaps(per_day=2)}),
+    )
+    key = create_key(engine.db, "channel")
+    app = create_app(engine.settings, engine)
+    group_sizes: list[int] = []
+    open_group = engine.group
+
+    @contextmanager
+    def counted_group() -> Iterator[None]:
+        before = len(logged_decisions(engine))
+        with open_group():
+            yield
+        group_sizes.append(len(logged_decisions(engine)) - before)
+
+    monkeypatch.setattr(engine, "group", counted_group)
+    body = {"customer_id": "c-1", "channel": "app_banner", "context": ADULT, "limit": 1}
+
+    async def scenario() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            headers = {"Authorization": f"Bearer {key}"}
+            return await asyncio.gather(
+                *(client.post("/v1/decisions", json=body, headers=headers) for _ in range(6))
+            )
+
+    responses = run(scenario())
+    assert [r.status_code for r in responses] == [200] * 6
+    assert sum(len(r.json()["offers"]) for r in responses) == 2
+    assert group_sizes and max(group_sizes) > 1  # some decisions did commit together
+    assert len(logged_decisions(engine)) == 6 and len(contact_rows(engine)) == 2
+    engine.db.dispose()
