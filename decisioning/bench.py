@@ -160,11 +160,11 @@ def bench_decide(offer_counts: list[int], decisions: int, group: int = 1) -> lis
             started, cpu_started = time.perf_counter(), time.process_time()
             for first in range(0, decisions, group):
                 t0 = time.perf_counter()
+                batch = requests[first : first + group]
                 with engine.group() if group > 1 else nullcontext():
-                    for request in requests[first : first + group]:
+                    for request in batch:
                         engine.decide(request)
-                size = min(group, decisions - first)
-                latencies += [time.perf_counter() - t0] * size
+                latencies += [time.perf_counter() - t0] * len(batch)
             elapsed = time.perf_counter() - started
             cpu = time.process_time() - cpu_started
             checkpointer.stop()

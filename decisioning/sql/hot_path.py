@@ -84,7 +84,7 @@ class HotConnections:
             with group.savepoint() as hot:
                 yield hot
             return
-        with self._writers, self._open() as (raw, callbacks):
+        with self._open() as (raw, callbacks):
             hot = HotPath(raw, self._engine.dialect.name)
             yield hot
             callbacks.extend(hot.on_commit)
@@ -96,18 +96,18 @@ class HotConnections:
         A decision's cost is mostly fixed: the write lock, ``BEGIN`` and ``COMMIT``, the log's
         first page and the interior pages it rewrites. Decisions that arrive together (the
         requests one turn of the service's event loop has read) pay it once (``decisioning
-        bench decide --group 8`` measures it). Each decision is a savepoint: one that
-        fails rolls back alone, the others commit. None is durable, nor may be answered, before
-        the group commits; if the commit fails, every decision of the group is lost with it.
+        bench decide --group 8`` measures it). Each decision is a savepoint: one that fails
+        rolls back alone, the others commit. None is durable, nor may be answered, before the
+        group commits; if the commit fails, every decision of the group is lost with it.
 
-        On PostgreSQL decisions keep a transaction each: its commit is
-        cheap there (``synchronous_commit = off``), and one long transaction would hold every
-        customer's and budget's row lock of the group, deadlocking against other workers.
+        On PostgreSQL decisions keep a transaction each: its commit is cheap there
+        (``synchronous_commit = off``), and one long transaction would hold every customer's
+        and budget's row lock of the group, deadlocking against other workers.
         """
         if self._engine.dialect.name != "sqlite" or self._local.group is not None:
             yield
             return
-        with self._writers, self._open() as (raw, callbacks):
+        with self._open() as (raw, callbacks):
             self._local.group = _Group(raw, callbacks)
             try:
                 yield
@@ -116,41 +116,42 @@ class HotConnections:
 
     @contextmanager
     def _open(self) -> Iterator[tuple[Any, list[Callable[[], None]]]]:
-        """The thread's driver connection in a transaction that commits when the block ends
-        without an exception and rolls back otherwise; the callbacks collected meanwhile run
-        after the commit."""
-        pooled = self._connection()
-        raw: Any = pooled.dbapi_connection  # the driver's own: these dialects wrap none
-        sqlite = self._engine.dialect.name == "sqlite"
-        callbacks: list[Callable[[], None]] = []
-        try:
-            if sqlite:
-                raw.execute("BEGIN IMMEDIATE")
-            else:
-                # Like SQLite's synchronous=NORMAL: a crash may lose the last few milliseconds
-                # of decisions, each whole with its reservations and contacts; events stay
-                # synchronous.
-                raw.execute("SET LOCAL synchronous_commit = off")
-            yield raw, callbacks
-            if sqlite:
-                raw.execute("COMMIT")
-            else:
-                raw.commit()
-        except BaseException as exc:
+        """The thread's driver connection in a transaction, with the writers' queue held, that
+        commits when the block ends without an exception and rolls back otherwise; the
+        callbacks collected meanwhile run after the commit."""
+        with self._writers:
+            pooled = self._connection()
+            raw: Any = pooled.dbapi_connection  # the driver's own: these dialects wrap none
+            sqlite = self._engine.dialect.name == "sqlite"
+            callbacks: list[Callable[[], None]] = []
             try:
-                if not sqlite:
-                    raw.rollback()
-                elif raw.in_transaction:
-                    raw.execute("ROLLBACK")
-            except Exception:
-                self._discard(pooled)
-                raise exc from None
-            dialect = self._engine.dialect
-            if isinstance(exc, dialect.loaded_dbapi.Error) and dialect.is_disconnect(
-                exc, raw, None
-            ):
-                self._discard(pooled)
-            raise
+                if sqlite:
+                    raw.execute("BEGIN IMMEDIATE")
+                else:
+                    # Like SQLite's synchronous=NORMAL: a crash may lose the last few milliseconds
+                    # of decisions, each whole with its reservations and contacts; events stay
+                    # synchronous.
+                    raw.execute("SET LOCAL synchronous_commit = off")
+                yield raw, callbacks
+                if sqlite:
+                    raw.execute("COMMIT")
+                else:
+                    raw.commit()
+            except BaseException as exc:
+                try:
+                    if not sqlite:
+                        raw.rollback()
+                    elif raw.in_transaction:
+                        raw.execute("ROLLBACK")
+                except Exception:
+                    self._discard(pooled)
+                    raise exc from None
+                dialect = self._engine.dialect
+                if isinstance(exc, dialect.loaded_dbapi.Error) and dialect.is_disconnect(
+                    exc, raw, None
+                ):
+                    self._discard(pooled)
+                raise
         for callback in callbacks:  # the transaction is over, committed
             callback()
 

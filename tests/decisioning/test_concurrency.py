@@ -5,6 +5,7 @@ afterwards no budget is overspent, no cap exceeded, and the log agrees with the 
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
@@ -42,7 +43,8 @@ def _worker(url: str, seed: int, start: Any, results: Any, group_size: int = 1) 
     start.wait()  # every process starts deciding at the same moment
     shown = 0
     for first in range(0, DECISIONS_PER_PROCESS, group_size):
-        with engine.group():  # one decision a transaction when group_size is 1
+        # Without a group when group_size is 1: each decision its own transaction.
+        with engine.group() if group_size > 1 else nullcontext():
             for i in range(first, first + group_size):
                 # All processes walk the same clock, so they collide on the same customer and hour.
                 customer = f"customer-{(i + seed) % CUSTOMERS}"
