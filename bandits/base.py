@@ -193,11 +193,17 @@ class Policy(ABC):
         """
 
     def slate_distribution(
-        self, context: Context, actions: Actions, payoff: Payoff | None = None
+        self,
+        context: Context,
+        actions: Actions,
+        payoff: Payoff | None = None,
+        scores: Mapping[str, float] | None = None,
     ) -> Callable[[Sequence[str]], dict[str, float]]:
         """``predict_proba_one`` over any subset of ``actions``: what ``draw_slate`` asks rank by
         rank. A policy whose probabilities rest on per-action scores overrides it to score each
-        action once per slate rather than once per rank."""
+        action once per slate rather than once per rank. ``scores`` is ``score_one``'s answer
+        for ``actions`` where the caller has it already (the engine arbitrates on it): a policy
+        that draws on its point estimates takes them instead of scoring again."""
 
         def over(remaining: Sequence[str]) -> dict[str, float]:
             subset = (
@@ -255,10 +261,16 @@ class GreedyPolicy(Policy):
         )
 
     def slate_distribution(
-        self, context: Context, actions: Actions, payoff: Payoff | None = None
+        self,
+        context: Context,
+        actions: Actions,
+        payoff: Payoff | None = None,
+        scores: Mapping[str, float] | None = None,
     ) -> Callable[[Sequence[str]], dict[str, float]]:
         # An action's score does not depend on the other candidates: scored once per slate.
-        values = with_payoff(self.score_one(context, actions), payoff)
+        if scores is None:
+            scores = self.score_one(context, actions)
+        values = with_payoff(scores, payoff)
         return lambda remaining: greedy_over(values, remaining, self.explore(len(remaining)))
 
 

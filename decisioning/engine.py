@@ -149,7 +149,9 @@ class _Plan:
     def distribution(self, epsilon: float) -> Callable[[Sequence[str]], dict[str, float]]:
         """The policy's probabilities over the offers still to draw from, judged on the
         arbitration's payoff, mixed with ``epsilon`` uniform exploration."""
-        policy = self.policy.slate_distribution(self.context, self.actions, self.payoff)
+        policy = self.policy.slate_distribution(
+            self.context, self.actions, self.payoff, self.scores
+        )
         # ``remaining`` is a subset of the eligible offers: all of them at the first rank.
         return lambda remaining: mix_uniform(policy(remaining), epsilon)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bandits import PolicyError, available_policies, make_policy
-from bandits.base import Policy
+from bandits.base import GreedyPolicy, Policy
 
 ACTIONS = {f"offer-{i}": {"kind": "card" if i % 2 else "loan", "rate": 0.1 * i} for i in range(6)}
 CONTEXT = {"age": 41.0, "segment": "gold", "balance": 2.5}
@@ -201,3 +201,22 @@ def test_a_slate_asks_for_what_predict_proba_one_gives_on_each_subset(name: str)
         expected = policy.predict_proba_one(CONTEXT, subset, payoff)
         assert list(over(remaining)) == remaining
         assert over(remaining) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", available_policies())
+def test_a_slate_given_the_scores_asks_for_the_same_and_scores_no_more(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = make_policy(name, seed=6, floor=0.01)
+    _train(policy, 40, 7)
+    payoff = {a: (1.0 + i, 10.0 * i) for i, a in enumerate(ACTIONS)}
+    names = list(ACTIONS)
+    subsets = (names, names[1:], names[::2], names[3:4])
+    without = policy.slate_distribution(CONTEXT, ACTIONS, payoff)
+    expected = [without(remaining) for remaining in subsets]
+    scores = policy.score_one(CONTEXT, ACTIONS)
+    if isinstance(policy, GreedyPolicy):  # it draws on its point estimates: those given
+        monkeypatch.setattr(policy, "score_one", lambda *_: pytest.fail("scored again"))
+    given = policy.slate_distribution(CONTEXT, ACTIONS, payoff, scores)
+    for remaining, probabilities in zip(subsets, expected, strict=True):
+        assert given(remaining) == pytest.approx(probabilities, abs=1e-12)
