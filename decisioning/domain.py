@@ -240,33 +240,42 @@ MAX_CONTEXT_STRING = 256
 MAX_CONTEXT_LIST = 100
 
 
-def _check_scalar_attribute(value: Any, field_name: str) -> None:
+def _scalar_attribute_problem(value: Any) -> str | None:
+    """What is wrong with one attribute value, or None."""
     if value is None or isinstance(value, bool):
-        return
+        return None
     if isinstance(value, int | float):
-        check_number(value, field_name)
-    elif isinstance(value, str):
-        if len(value) > MAX_CONTEXT_STRING:
-            raise InvalidInput(f"at most {MAX_CONTEXT_STRING} characters", field=field_name)
-    else:
-        raise InvalidInput("must be a number, string, boolean or null", field=field_name)
+        return None if math.isfinite(value) else f"must be a finite number, got {value!r}"
+    if isinstance(value, str):
+        return (
+            None if len(value) <= MAX_CONTEXT_STRING else f"at most {MAX_CONTEXT_STRING} characters"
+        )
+    return "must be a number, string, boolean or null"
 
 
 def check_context(context: Mapping[str, Any], prefix: str = "context") -> None:
-    """Customer attributes are flat: scalars, or lists of scalars (e.g. products held)."""
+    """Customer attributes are flat: scalars, or lists of scalars (e.g. products held).
+
+    A field's name is only spelt out for an error: every decision request is checked.
+    """
     if len(context) > MAX_CONTEXT_KEYS:
         raise InvalidInput(f"at most {MAX_CONTEXT_KEYS} attributes", field=prefix)
     for key, value in context.items():
-        name = f"{prefix}.{key}"
         if not 1 <= len(key) <= ID_MAX:
-            raise InvalidInput(f"attribute names have 1-{ID_MAX} characters", field=name)
+            raise InvalidInput(
+                f"attribute names have 1-{ID_MAX} characters", field=f"{prefix}.{key}"
+            )
         if isinstance(value, list | tuple):
             if len(value) > MAX_CONTEXT_LIST:
-                raise InvalidInput(f"at most {MAX_CONTEXT_LIST} items", field=name)
+                raise InvalidInput(f"at most {MAX_CONTEXT_LIST} items", field=f"{prefix}.{key}")
             for i, item in enumerate(value):
-                _check_scalar_attribute(item, f"{name}[{i}]")
+                problem = _scalar_attribute_problem(item)
+                if problem is not None:
+                    raise InvalidInput(problem, field=f"{prefix}.{key}[{i}]")
         else:
-            _check_scalar_attribute(value, name)
+            problem = _scalar_attribute_problem(value)
+            if problem is not None:
+                raise InvalidInput(problem, field=f"{prefix}.{key}")
 
 
 @dataclass(frozen=True, slots=True)
