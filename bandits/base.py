@@ -98,15 +98,18 @@ def greedy_probabilities(
 
 
 def greedy_over(
-    values: Mapping[str, float], actions: Sequence[str], explore: float
+    values: Mapping[str, float], actions: Sequence[str], explore: float, epsilon: float = 0.0
 ) -> dict[str, float]:
     """``greedy_probabilities`` over ``actions`` from their ``values`` already paid out: a slate
-    computes the values once and asks rank by rank over the actions not yet drawn."""
+    computes the values once and asks rank by rank over the actions not yet drawn. With
+    ``epsilon``, mixed as ``mix_uniform`` mixes, in closed form: the actions but the best keep
+    one probability, so the mix costs no pass over them."""
     if not actions:
         return {}
+    keep, spread = 1.0 - epsilon, epsilon / len(actions)
     best = max(actions, key=values.__getitem__)  # the first of equals, as ``max`` keeps it
-    probabilities = dict.fromkeys(actions, explore)
-    probabilities[best] = 1.0 - explore * (len(actions) - 1)
+    probabilities = dict.fromkeys(actions, keep * explore + spread)
+    probabilities[best] = keep * (1.0 - explore * (len(actions) - 1)) + spread
     return probabilities
 
 
@@ -114,6 +117,8 @@ def mix_uniform(probabilities: Mapping[str, float], epsilon: float) -> dict[str,
     """``(1 - epsilon) p + epsilon / K``: every action keeps at least ``epsilon / K``."""
     if not probabilities:
         return {}
+    if not epsilon:
+        return dict(probabilities)
     keep, spread = 1.0 - epsilon, epsilon / len(probabilities)
     return {a: keep * p + spread for a, p in probabilities.items()}
 
@@ -198,18 +203,20 @@ class Policy(ABC):
         actions: Actions,
         payoff: Payoff | None = None,
         scores: Mapping[str, float] | None = None,
+        epsilon: float = 0.0,
     ) -> Callable[[Sequence[str]], dict[str, float]]:
-        """``predict_proba_one`` over any subset of ``actions``: what ``draw_slate`` asks rank by
-        rank. A policy whose probabilities rest on per-action scores overrides it to score each
-        action once per slate rather than once per rank. ``scores`` is ``score_one``'s answer
-        for ``actions`` where the caller has it already (the engine arbitrates on it): a policy
-        that draws on its point estimates takes them instead of scoring again."""
+        """``predict_proba_one`` over any subset of ``actions``, mixed with ``epsilon`` uniform
+        exploration (``mix_uniform``): what ``draw_slate`` asks rank by rank. A policy whose
+        probabilities rest on per-action scores overrides it to score each action once per
+        slate rather than once per rank. ``scores`` is ``score_one``'s answer for ``actions``
+        where the caller has it already (the engine arbitrates on it): a policy that draws on
+        its point estimates takes them instead of scoring again."""
 
         def over(remaining: Sequence[str]) -> dict[str, float]:
             subset = (
                 actions if len(remaining) == len(actions) else {a: actions[a] for a in remaining}
             )
-            return self.predict_proba_one(context, subset, payoff)
+            return mix_uniform(self.predict_proba_one(context, subset, payoff), epsilon)
 
         return over
 
@@ -266,12 +273,15 @@ class GreedyPolicy(Policy):
         actions: Actions,
         payoff: Payoff | None = None,
         scores: Mapping[str, float] | None = None,
+        epsilon: float = 0.0,
     ) -> Callable[[Sequence[str]], dict[str, float]]:
         # An action's score does not depend on the other candidates: scored once per slate.
         if scores is None:
             scores = self.score_one(context, actions)
         values = with_payoff(scores, payoff)
-        return lambda remaining: greedy_over(values, remaining, self.explore(len(remaining)))
+        return lambda remaining: greedy_over(
+            values, remaining, self.explore(len(remaining)), epsilon
+        )
 
 
 _REGISTRY: dict[str, type[Policy]] = {}

@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 from bandits import Draw, Policy, draw_slate, make_policy
-from bandits.base import mix_uniform, with_payoff
+from bandits.base import with_payoff
 from decisioning import budgets as budget_checks
 from decisioning.catalog import CatalogCache, CatalogSnapshot, CompiledOffer
 from decisioning.contact_policy import ContactWindows, allowance
@@ -149,11 +149,10 @@ class _Plan:
     def distribution(self, epsilon: float) -> Callable[[Sequence[str]], dict[str, float]]:
         """The policy's probabilities over the offers still to draw from, judged on the
         arbitration's payoff, mixed with ``epsilon`` uniform exploration."""
-        policy = self.policy.slate_distribution(
-            self.context, self.actions, self.payoff, self.scores
-        )
         # ``remaining`` is a subset of the eligible offers: all of them at the first rank.
-        return lambda remaining: mix_uniform(policy(remaining), epsilon)
+        return self.policy.slate_distribution(
+            self.context, self.actions, self.payoff, self.scores, epsilon
+        )
 
 
 class DecisionEngine:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bandits import PolicyError, available_policies, make_policy
-from bandits.base import GreedyPolicy, Policy
+from bandits.base import GreedyPolicy, Policy, mix_uniform
 
 ACTIONS = {f"offer-{i}": {"kind": "card" if i % 2 else "loan", "rate": 0.1 * i} for i in range(6)}
 CONTEXT = {"age": 41.0, "segment": "gold", "balance": 2.5}
@@ -201,6 +201,23 @@ def test_a_slate_asks_for_what_predict_proba_one_gives_on_each_subset(name: str)
         expected = policy.predict_proba_one(CONTEXT, subset, payoff)
         assert list(over(remaining)) == remaining
         assert over(remaining) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", available_policies())
+def test_a_slate_with_epsilon_is_its_distribution_mixed_with_uniform_exploration(
+    name: str,
+) -> None:
+    policy = make_policy(name, seed=6, floor=0.01)
+    _train(policy, 40, 7)
+    payoff = {a: (1.0 + i, 10.0 * i) for i, a in enumerate(ACTIONS)}
+    plain = policy.slate_distribution(CONTEXT, ACTIONS, payoff)
+    mixed = policy.slate_distribution(CONTEXT, ACTIONS, payoff, epsilon=0.3)
+    names = list(ACTIONS)
+    for remaining in (names, names[1:], names[::2], names[3:4]):
+        expected = mix_uniform(plain(remaining), 0.3)
+        assert list(mixed(remaining)) == remaining
+        assert mixed(remaining) == pytest.approx(expected, abs=1e-12)
+        assert sum(mixed(remaining).values()) == pytest.approx(1.0, abs=1e-12)
 
 
 @pytest.mark.parametrize("name", available_policies())
