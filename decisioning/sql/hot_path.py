@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from functools import lru_cache
 from typing import Any
 
@@ -30,7 +31,6 @@ from decisioning.sql.session import writer_queue
 from decisioning.sql.tables import from_units
 
 SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # what SQLAlchemy's SQLite DateTime stores
-SQLITE_TIME_LENGTH = len("YYYY-MM-DD HH:MM:SS.ffffff")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +193,9 @@ class _Dialect:
         self.sqlite = name == "sqlite"
         # A decision writes the same ``now`` several times: its text is kept for the next call.
         self._last_time: tuple[datetime | None, str] = (None, "")
+        # Its caps' windows start whole days before ``now``: the same clock on a few dates.
+        self._last_clock: tuple[dt_time | None, str] = (None, "")
+        self._dates: dict[int, str] = {}
 
     @lru_cache(maxsize=64)  # noqa: B019 - two instances for the life of the process
     def sql(self, statement: str) -> str:
@@ -205,12 +208,23 @@ class _Dialect:
         last = self._last_time  # one read: another thread may replace it (whole) meanwhile
         if last[0] is value:
             return last[1]
-        # isoformat with fixed microseconds writes exactly SQLITE_TIME_FORMAT, faster than strftime;
-        # the engine's clock is already in UTC, so its text needs only the offset cut off.
-        if value.tzinfo is UTC:
-            text = value.isoformat(" ", "microseconds")[:SQLITE_TIME_LENGTH]
-        else:
-            text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        # SQLITE_TIME_FORMAT, from the date's text and the clock's (isoformat with fixed
+        # microseconds, faster than strftime), each kept: the windows of a decision's caps
+        # share ``now``'s clock, and its dates recur, so one isoformat serves most calls.
+        utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+        clock, last_clock = utc.time(), self._last_clock
+        if clock != last_clock[0]:
+            last_clock = (clock, clock.isoformat("microseconds"))
+            self._last_clock = last_clock
+        day = utc.toordinal()
+        date = self._dates.get(day)
+        if date is None:
+            date = utc.date().isoformat()
+            # A few dates a day are written: the oldest are dropped wholesale, never under a reader.
+            dates = self._dates if len(self._dates) < 64 else {}
+            dates[day] = date
+            self._dates = dates
+        text = f"{date} {last_clock[1]}"
         self._last_time = (value, text)
         return text
 

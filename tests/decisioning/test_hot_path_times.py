@@ -28,3 +28,27 @@ def test_times_are_written_as_the_core_column_type_writes_them(value: datetime) 
     assert CORE is not None
     assert _DIALECTS["sqlite"].time(value) == CORE(value)
     assert _DIALECTS["sqlite"].time(value) == CORE(value)  # again: the text kept for the next call
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.datetimes(
+                min_value=datetime(1971, 2, 1),
+                max_value=datetime(9998, 1, 1),
+                timezones=st.sampled_from(ZONES),
+            ),
+            st.integers(min_value=0, max_value=30),
+        ),
+        max_size=100,
+    )
+)
+def test_times_whole_days_apart_and_many_dates_are_written_as_the_core_type_writes_them(
+    calls: list[tuple[datetime, int]],
+) -> None:
+    # A decision's cap windows (whole days before now, the same clock), then now; and more
+    # dates than the dialect keeps the text of.
+    assert CORE is not None
+    for now, days in calls:
+        for value in (now - timedelta(days=days), now - timedelta(days=7), now):
+            assert _DIALECTS["sqlite"].time(value) == CORE(value)
