@@ -202,15 +202,16 @@ class Policy(ABC):
         context: Context,
         actions: Actions,
         payoff: Payoff | None = None,
-        scores: Mapping[str, float] | None = None,
+        priorities: Mapping[str, float] | None = None,
         epsilon: float = 0.0,
     ) -> Callable[[Sequence[str]], dict[str, float]]:
         """``predict_proba_one`` over any subset of ``actions``, mixed with ``epsilon`` uniform
         exploration (``mix_uniform``): what ``draw_slate`` asks rank by rank. A policy whose
         probabilities rest on per-action scores overrides it to score each action once per
-        slate rather than once per rank. ``scores`` is ``score_one``'s answer for ``actions``
-        where the caller has it already (the engine arbitrates on it): a policy that draws on
-        its point estimates takes them instead of scoring again."""
+        slate rather than once per rank. ``priorities`` is the payoff of ``score_one``'s answer
+        for ``actions`` (``with_payoff``) where the caller has it already (the engine
+        arbitrates on it): a policy that draws on its point estimates takes it instead of
+        scoring again."""
 
         def over(remaining: Sequence[str]) -> dict[str, float]:
             subset = (
@@ -272,13 +273,15 @@ class GreedyPolicy(Policy):
         context: Context,
         actions: Actions,
         payoff: Payoff | None = None,
-        scores: Mapping[str, float] | None = None,
+        priorities: Mapping[str, float] | None = None,
         epsilon: float = 0.0,
     ) -> Callable[[Sequence[str]], dict[str, float]]:
         # An action's score does not depend on the other candidates: scored once per slate.
-        if scores is None:
-            scores = self.score_one(context, actions)
-        values = with_payoff(scores, payoff)
+        values = (
+            with_payoff(self.score_one(context, actions), payoff)
+            if priorities is None
+            else priorities
+        )
         return lambda remaining: greedy_over(
             values, remaining, self.explore(len(remaining)), epsilon
         )

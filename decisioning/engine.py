@@ -151,7 +151,7 @@ class _Plan:
         arbitration's payoff, mixed with ``epsilon`` uniform exploration."""
         # ``remaining`` is a subset of the eligible offers: all of them at the first rank.
         return self.policy.slate_distribution(
-            self.context, self.actions, self.payoff, self.scores, epsilon
+            self.context, self.actions, self.payoff, self.priorities, epsilon
         )
 
 

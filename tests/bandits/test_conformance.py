@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bandits import PolicyError, available_policies, make_policy
-from bandits.base import GreedyPolicy, Policy, mix_uniform
+from bandits.base import GreedyPolicy, Policy, mix_uniform, with_payoff
 
 ACTIONS = {f"offer-{i}": {"kind": "card" if i % 2 else "loan", "rate": 0.1 * i} for i in range(6)}
 CONTEXT = {"age": 41.0, "segment": "gold", "balance": 2.5}
@@ -221,7 +221,7 @@ def test_a_slate_with_epsilon_is_its_distribution_mixed_with_uniform_exploration
 
 
 @pytest.mark.parametrize("name", available_policies())
-def test_a_slate_given_the_scores_asks_for_the_same_and_scores_no_more(
+def test_a_slate_given_the_priorities_asks_for_the_same_and_scores_no_more(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     policy = make_policy(name, seed=6, floor=0.01)
@@ -231,9 +231,9 @@ def test_a_slate_given_the_scores_asks_for_the_same_and_scores_no_more(
     subsets = (names, names[1:], names[::2], names[3:4])
     without = policy.slate_distribution(CONTEXT, ACTIONS, payoff)
     expected = [without(remaining) for remaining in subsets]
-    scores = policy.score_one(CONTEXT, ACTIONS)
+    priorities = with_payoff(policy.score_one(CONTEXT, ACTIONS), payoff)
     if isinstance(policy, GreedyPolicy):  # it draws on its point estimates: those given
         monkeypatch.setattr(policy, "score_one", lambda *_: pytest.fail("scored again"))
-    given = policy.slate_distribution(CONTEXT, ACTIONS, payoff, scores)
+    given = policy.slate_distribution(CONTEXT, ACTIONS, payoff, priorities)
     for remaining, probabilities in zip(subsets, expected, strict=True):
         assert given(remaining) == pytest.approx(probabilities, abs=1e-12)
