@@ -27,6 +27,7 @@ from decisioning.domain import (
     QuietHours,
     check_id,
 )
+from decisioning.eligibility import RISK_TOLERANCES, settled_reason
 from decisioning.errors import InvalidInput, NotFound
 from decisioning.rules import RuleCheck, compile_rule
 from decisioning.sql import repositories as repo
@@ -241,6 +242,15 @@ class CompiledOffer(NamedTuple):
     """``arbitration_payoff`` before any shadow cost."""
 
 
+class Screen(NamedTuple):
+    """A channel's offers for the customers of one risk tolerance (``settled_reason``)."""
+
+    checked: tuple[CompiledOffer, ...]
+    """The offers each decision checks, in catalogue order."""
+    settled: dict[str, str]
+    """The others, each with the reason that keeps it out whatever the customer and the time."""
+
+
 @dataclass(frozen=True)
 class CatalogSnapshot:
     """Everything a decision needs from the catalogue, indexed for the hot path."""
@@ -249,7 +259,8 @@ class CatalogSnapshot:
     offers: dict[str, Offer]
     offer_ids_by_channel: dict[str, tuple[str, ...]]
     """Each channel's offers in catalogue order: the order of a decision's explanation."""
-    compiled_by_channel: dict[str, tuple[CompiledOffer, ...]]
+    screens: dict[tuple[str, int | None], Screen]
+    """Per channel and risk tolerance (``RISK_TOLERANCES``)."""
     budgets: dict[str, Budget]
     charges_by_offer: dict[str, tuple[tuple[Budget, int], ...]]
     contact_policy: ContactPolicy
@@ -339,6 +350,18 @@ class CatalogSnapshot:
             else e
             for e in experiment_list
         ]
+        compiled = {
+            channel: [
+                CompiledOffer(
+                    o,
+                    rule_checks.get(o.offer_id),
+                    charges_by_offer[o.offer_id],
+                    arbitration_payoff(o),
+                )
+                for o in channel_offers
+            ]
+            for channel, channel_offers in by_channel.items()
+        }
         return cls(
             version=version,
             offers={o.offer_id: o for o in offer_list},
@@ -346,17 +369,10 @@ class CatalogSnapshot:
                 channel: tuple(o.offer_id for o in channel_offers)
                 for channel, channel_offers in by_channel.items()
             },
-            compiled_by_channel={
-                channel: tuple(
-                    CompiledOffer(
-                        o,
-                        rule_checks.get(o.offer_id),
-                        charges_by_offer[o.offer_id],
-                        arbitration_payoff(o),
-                    )
-                    for o in channel_offers
-                )
-                for channel, channel_offers in by_channel.items()
+            screens={
+                (channel, tolerance): _screen(compiled[channel], tolerance)
+                for channel in CHANNELS
+                for tolerance in RISK_TOLERANCES
             },
             budgets={b.budget_id: b for b in budget_list},
             charges_by_offer=charges_by_offer,
@@ -371,6 +387,14 @@ class CatalogSnapshot:
                 for e, document in allocated.items()
             },
         )
+
+
+def _screen(compiled: Sequence[CompiledOffer], risk_tolerance: int | None) -> Screen:
+    settled = {c.offer.offer_id: settled_reason(c.offer, risk_tolerance) for c in compiled}
+    return Screen(
+        tuple(c for c in compiled if settled[c.offer.offer_id] is None),
+        {offer_id: reason for offer_id, reason in settled.items() if reason is not None},
+    )
 
 
 def with_weights(experiment: Experiment, weights: Mapping[str, float]) -> Experiment:

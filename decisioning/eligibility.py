@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from decisioning.domain import LIFECYCLE_STAGES, Offer, risk_number
@@ -86,3 +86,22 @@ def exclusion_reason(
     if rule_check is not None:
         return rule_check(customer.attributes)
     return None
+
+
+RISK_TOLERANCES: tuple[int | None, ...] = (None, 1, 2, 3, 4, 5)
+"""Every value of ``CustomerFacts.risk_tolerance``."""
+SETTLED_BY_THE_OFFER = frozenset({RETIRED, RISK_PROFILE_MISSING, UNSUITABLE_RISK})
+_ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def settled_reason(offer: Offer, risk_tolerance: int | None) -> str | None:
+    """``exclusion_reason`` for every customer of ``risk_tolerance`` at any time, where the
+    offer and the tolerance alone settle it (retired, or outside the tolerance with no validity
+    window to check first); None where the customer's other facts or the time may decide.
+    The catalogue screens each channel's offers by it once per version, so a decision checks
+    only the offers its customer may be suitable for."""
+    if offer.valid_from is not None or offer.valid_until is not None:
+        return None
+    anyone = CustomerFacts({}, risk_tolerance, frozenset(), None)
+    reason = exclusion_reason(offer, anyone, None, _ANY_TIME)
+    return reason if reason in SETTLED_BY_THE_OFFER else None

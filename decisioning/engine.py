@@ -329,11 +329,13 @@ class DecisionEngine:
             else None
         )
         # One pass, the first reason wins: eligibility, then the experiment, then contact policy.
-        reasons: dict[str, str] = {}
+        # The offers the customer's risk tolerance alone keeps out come settled.
+        screen = catalog.screens[request.channel, customer.risk_tolerance]
+        reasons: dict[str, str] = dict(screen.settled)
         payoff: dict[str, tuple[float, float]] = {}  # of each offer still eligible
         budgeted: list[CompiledOffer] = []
         blocked, offer_reasons = allowed.blocked, allowed.offer_reasons
-        for compiled in catalog.compiled_by_channel[request.channel]:
+        for compiled in screen.checked:
             offer, rule_check, charges, offer_payoff = compiled
             offer_id = offer.offer_id
             reason = (
