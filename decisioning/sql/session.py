@@ -220,7 +220,8 @@ class WalCheckpointer:
     grew by 9 pages a decision, past 700 MB in 20,000 decisions, and decisions slowed down).
     That commit also waits for the checkpoint's fsyncs, so the passive checkpoints are
     frequent (every 50 ms), which leaves it little to copy: measured, p99 at 8 connections fell
-    from about 14 to about 10 ms against checkpoints every 200 ms. The restart comes at 10,000
+    from about 14 to about 10 ms against every 200 ms (then with the restart at 10,000 pages
+    too; 50,000 pages at 50 ms was what got measured next). The restart comes at 10,000
     pages (a log of about 40 MB, some 1,500 decisions): a log that starts over soon is written
     over in place, where a growing one makes the kernel allocate every page anew (measured, in
     4 paired runs of 20,000 decisions: 2,610 against 3,011 decisions per CPU second at the
