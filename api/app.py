@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.groups import DecisionGroups
@@ -44,7 +45,8 @@ def error_body(code: str, message: str, field: str | None, **extra: Any) -> dict
 
 
 class BodyLimit:
-    """Rejects request bodies over ``limit`` bytes with 413, declared or streamed."""
+    """Rejects request bodies over ``limit`` bytes with 413: a declared length at once, a
+    streamed body with ``BodyTooLarge`` once it has read past the limit."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -56,7 +58,8 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._reject(send)
+            response = await body_too_large(Request(scope), BodyTooLarge(self.limit))
+            await response(scope, receive, send)
             return
         received = 0
 
@@ -65,28 +68,22 @@ class BodyLimit:
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.limit:
-                raise _TooLarge
+                raise BodyTooLarge(self.limit)
             return message
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._reject(send)
-
-    async def _reject(self, send: Send) -> None:
-        response = JSONResponse(
-            error_body("BODY_TOO_LARGE", f"the body exceeds {self.limit} bytes", "body"),
-            status_code=413,
-        )
-        await response({"type": "http"}, _no_receive, send)
+        await self.app(scope, counted, send)
 
 
-class _TooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """A body read past the limit. An ``HTTPException``, as FastAPI's body parameters pass those
+    on (any other error while reading they answer as a malformed body, 400)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the body exceeds {limit} bytes")
 
 
-async def _no_receive() -> Message:
-    return {"type": "http.disconnect"}
+async def body_too_large(_request: Request, exc: BodyTooLarge) -> JSONResponse:
+    return JSONResponse(error_body("BODY_TOO_LARGE", exc.detail, "body"), status_code=413)
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -95,6 +92,78 @@ def _location(loc: tuple[Any, ...]) -> str:
     for part in parts:
         path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
     return path or "body"
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class DirectRoutes:
+    """Serves the service's hot routes ahead of FastAPI's middleware stack.
+
+    The stack (server errors, telemetry, body limits, exception handlers, the router's matching
+    and FastAPI's request handler) costs more than a third of a decision's own work: measured
+    in-process, requests interleaved, 267 against 202 µs of CPU per decision request. A direct
+    route is an endpoint that takes the ``Request`` and returns the ``Response``; it keeps what
+    the stack gave it: the body limit, and the app's handlers for the exceptions it raises (as
+    ``ExceptionMiddleware`` looks them up, by the exception's class). A middleware added to the
+    app does not see it. Its route stays in the app too, which documents it.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        routes: Mapping[tuple[str, str], Endpoint],
+        handlers: Mapping[Any, Callable[[Request, Exception], Any]],
+        body_limit: int,
+    ) -> None:
+        self.app = app
+        self._routes = routes
+        self._handlers = handlers
+        self._limited = BodyLimit(self._serve, body_limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (scope["method"], _route_path(scope)) in self._routes:
+            await self._limited(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self._routes[scope["method"], _route_path(scope)](request)
+        except Exception as exc:
+            handler = next(
+                (self._handlers[c] for c in type(exc).__mro__ if c in self._handlers), None
+            )
+            if handler is None:
+                raise  # as through the stack: the server answers 500 and logs it
+            response = handler(request, exc)
+            if inspect.isawaitable(response):
+                response = await response
+        await response(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the app routes on: the request's, less the ``root_path`` it is served under."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root + "/") else path
+
+
+class DecisioningAPI(FastAPI):
+    """FastAPI, serving ``direct_routes`` ahead of its middleware stack (``DirectRoutes``)."""
+
+    def __init__(self, direct_routes: Mapping[tuple[str, str], Endpoint], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.direct_routes = direct_routes
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return DirectRoutes(
+            super().build_middleware_stack(),
+            self.direct_routes,
+            self.exception_handlers,
+            MAX_BODY_BYTES,
+        )
 
 
 def create_app(settings: Settings | None = None, engine: DecisionEngine | None = None) -> FastAPI:
@@ -124,7 +193,8 @@ def create_app(settings: Settings | None = None, engine: DecisionEngine | None =
         if checkpointer is not None:
             checkpointer.stop()
 
-    app = FastAPI(
+    app = DecisioningAPI(
+        direct_routes={("POST", "/v1/decisions"): decisions.decide},
         lifespan=lifespan,
         title="decisioning",
         version="0.1.0",
@@ -134,6 +204,7 @@ def create_app(settings: Settings | None = None, engine: DecisionEngine | None =
     app.state.keys = KeyCache(engine.db)
     app.state.decision_groups = DecisionGroups(engine)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.exception_handler(BodyTooLarge)(body_too_large)
 
     @app.exception_handler(DecisioningError)
     async def domain_error(_request: Request, exc: DecisioningError) -> JSONResponse:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from api.app import create_app
 from api.schemas import CandidateOut, ChosenOfferOut, DecisionOut
 from decisioning.budgets import INITIAL_PRICE
-from tests.api.conftest import Api
+from tests.api.conftest import CONTEXT, Api
 from tests.conftest import open_engine
 
 OFFER_BODY = {
@@ -439,14 +439,44 @@ def test_the_decision_route_checks_the_key_before_the_body(api: Api) -> None:
     assert api.counts() == before
 
 
-def test_oversized_body_is_413(api: Api) -> None:
+@pytest.mark.parametrize("path", ["/v1/events", "/v1/decisions"])
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "streamed"])
+def test_oversized_body_is_413(api: Api, path: str, declared: bool) -> None:
+    """Also on the decision route, which the app serves ahead of its middleware stack."""
+    body = b"[" + b" " * (3 * 1024 * 1024) + b"]"
+    before = api.counts()
     response = api.call(
         "POST",
-        "/v1/events",
-        content=b"[" + b" " * (3 * 1024 * 1024) + b"]",
+        path,
+        content=body if declared else iter([body[:1024], body[1024:]]),
         headers={"Content-Type": "application/json"},
     )
     assert response.status_code == 413
+    assert response.json()["error"]["code"] == "BODY_TOO_LARGE"
+    assert api.counts() == before
+
+
+def test_a_decision_that_fails_unexpectedly_is_a_server_error_and_the_next_is_served(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decide = api.engine.decide
+    monkeypatch.setattr(api.engine, "decide", lambda request: 1 / 0)
+    client = TestClient(api.client.app, raise_server_exceptions=False)
+    key = {"Authorization": f"Bearer {api.keys['channel']}"}
+    body = {"customer_id": "c-1", "channel": "sms", "context": {}}
+    assert client.post("/v1/decisions", json=body, headers=key).status_code == 500
+    monkeypatch.setattr(api.engine, "decide", decide)
+    assert client.post("/v1/decisions", json=body, headers=key).status_code == 200
+
+
+def test_the_service_answers_under_a_root_path(api: Api) -> None:
+    client = TestClient(api.client.app, root_path="/nbo")
+    key = {"Authorization": f"Bearer {api.keys['channel']}"}
+    body = {"customer_id": "c-1", "channel": "sms", "context": CONTEXT}
+    decision = client.post("/nbo/v1/decisions", json=body, headers=key)
+    assert decision.status_code == 200, decision.text
+    assert client.get(f"/nbo/v1/decisions/{decision.json()['decision_id']}").status_code == 401
+    assert client.post("/nbo/v1/decisions", json={}, headers=key).status_code == 422
 
 
 def test_health_and_openapi(api: Api) -> None:
