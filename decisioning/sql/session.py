@@ -220,19 +220,22 @@ class WalCheckpointer:
     grew by 9 pages a decision, past 700 MB in 20,000 decisions, and decisions slowed down).
     That commit also waits for the checkpoint's fsyncs, so the passive checkpoints are
     frequent (every 50 ms), which leaves it little to copy: measured, p99 at 8 connections fell
-    from about 14 to about 10 ms against every 200 ms (then with the restart at 10,000 pages
-    too; 50,000 pages at 50 ms was what got measured next). The restart comes at 10,000
-    pages (a log of about 40 MB, some 1,500 decisions): a log that starts over soon is written
-    over in place, where a growing one makes the kernel allocate every page anew (measured, in
-    4 paired runs of 20,000 decisions: 2,610 against 3,011 decisions per CPU second at the
-    median, 50,000 pages against 10,000, p99 alike). A commit's checkpoint gives up while a
-    passive one holds the lock, so the log passes the restart size by what is written during a
-    passive checkpoint's fsyncs: with fsyncs slowed to 50 ms and a bare insert loop, by about
-    2,000 pages.
+    from about 14 to about 10 ms against every 200 ms. Still, the commit that restarts the log
+    holds its group 10 to 17 ms (counted in the service: about one slow group a restart), so
+    the restart's frequency sets the tail: at 50,000 pages (a log of about 200 MB, a restart
+    every 7,000 decisions or so) against 10,000, ``bench http`` at 8 connections had a p99 of
+    4.7 to 5.5 ms against 9.2 to 12.2 (3 paired runs; runs of 20 s: 5.6 and 7.4 against 11 and
+    13), throughput alike, and ``bench decide`` at 50 offers 5,157 against 5,071 decisions per
+    CPU second (median of 3). (One slow day's runs had favoured 10,000 pages, 3,011 against
+    2,610: a log that starts over soon is written over in place, where a growing one has the
+    kernel allocate its pages anew; that did not show again.)
+    A commit's checkpoint gives up while a passive one holds the lock, so the log passes the
+    restart size by what is written during a passive checkpoint's fsyncs: with fsyncs slowed
+    to 50 ms and a bare insert loop, by about 2,000 pages.
     """
 
     def __init__(
-        self, engine: Engine, interval_seconds: float = 0.05, restart_pages: int = 10_000
+        self, engine: Engine, interval_seconds: float = 0.05, restart_pages: int = 50_000
     ) -> None:
         self._engine = engine
         self._interval = interval_seconds
