@@ -6,6 +6,7 @@ import gc
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -117,20 +118,25 @@ class DirectRoutes:
         body_limit: int,
     ) -> None:
         self.app = app
-        self._routes = routes
         self._handlers = handlers
-        self._limited = BodyLimit(self._serve, body_limit)
+        # Each route's endpoint bound and limited once, so a request is looked up once.
+        self._served = {
+            key: BodyLimit(partial(self._serve, endpoint), body_limit)
+            for key, endpoint in routes.items()
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (scope["method"], _route_path(scope)) in self._routes:
-            await self._limited(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+        served = (
+            self._served.get((scope["method"], _route_path(scope)))
+            if scope["type"] == "http"
+            else None
+        )
+        await (served or self.app)(scope, receive, send)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            response = await self._routes[scope["method"], _route_path(scope)](request)
+            response = await endpoint(request)
         except Exception as exc:
             handler = next(
                 (self._handlers[c] for c in type(exc).__mro__ if c in self._handlers), None
