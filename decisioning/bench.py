@@ -8,6 +8,10 @@
 * ``http``: the real app under uvicorn in a subprocess; a client with 1 and 8 keep-alive
   connections posts decisions, then calls ``/healthz`` of the same app in the same run. The ratio
   of the two throughputs says what deciding costs over the bare HTTP stack, whatever the machine.
+
+Both run on PostgreSQL instead with ``database_url`` (``--database-url``), in a schema of their
+own that is dropped afterwards (``scratch_schema``); the database server's CPU time is not in
+"per CPU s".
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +41,7 @@ from decisioning.domain import CHANNELS, Budget, ChannelCaps, ContactPolicy, Dec
 from decisioning.engine import DecisionEngine
 from decisioning.settings import Settings
 from decisioning.sql.hot_path import METRICS
-from decisioning.sql.session import WalCheckpointer, unit_of_work
+from decisioning.sql.session import WalCheckpointer, scratch_schema, unit_of_work
 
 SEGMENTS = ("mass", "affluent", "private")
 LIFECYCLES = ("new", "growing", "mature", "churn_risk")
@@ -130,18 +134,33 @@ class Row:
     """Requests per second of the process's CPU time (in-process runs only)."""
 
 
+@contextmanager
+def scratch_database(database_url: str | None, name: str) -> Iterator[str]:
+    """The URL of an empty database for one run: a SQLite file ``name`` in a temporary folder,
+    or, with ``database_url`` (PostgreSQL), a schema of that database; removed afterwards."""
+    if database_url is None:
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite:///{Path(folder) / name}"
+    else:
+        with scratch_schema(database_url) as url:
+            yield url
+
+
 def percentile(samples: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(samples), q)) * 1000.0
 
 
-def bench_decide(offer_counts: list[int], decisions: int, group: int = 1) -> list[Row]:
+def bench_decide(
+    offer_counts: list[int], decisions: int, group: int = 1, database_url: str | None = None
+) -> list[Row]:
     """``decisions`` decisions a catalogue size, one after another; with ``group`` > 1, that
     many at a time commit together (``engine.group()``, as the service groups the requests one
-    turn of its event loop has read), and a decision's latency is its group's."""
+    turn of its event loop has read; on PostgreSQL each keeps its own transaction), and a
+    decision's latency is its group's."""
     rows = []
     for count in offer_counts:
-        with tempfile.TemporaryDirectory() as folder:
-            engine = prepare(f"sqlite:///{Path(folder) / 'bench.db'}", count)
+        with scratch_database(database_url, "bench.db") as url:
+            engine = prepare(url, count)
             rng = np.random.default_rng(1)
             requests = [
                 DecisionRequest(
@@ -152,8 +171,10 @@ def bench_decide(offer_counts: list[int], decisions: int, group: int = 1) -> lis
                 )
                 for _ in range(decisions)
             ]
-            checkpointer = WalCheckpointer(engine.db)
-            checkpointer.start()
+            sqlite = engine.db.dialect.name == "sqlite"
+            checkpointer = WalCheckpointer(engine.db) if sqlite else None
+            if checkpointer is not None:
+                checkpointer.start()
             for request in requests[:200]:  # warm caches and the SQLite page cache
                 engine.decide(request)
             latencies = []
@@ -167,9 +188,11 @@ def bench_decide(offer_counts: list[int], decisions: int, group: int = 1) -> lis
                 latencies += [time.perf_counter() - t0] * len(batch)
             elapsed = time.perf_counter() - started
             cpu = time.process_time() - cpu_started
-            checkpointer.stop()
+            if checkpointer is not None:
+                checkpointer.stop()
             engine.db.dispose()
         label = f"in-process, {count} offers" + (f", groups of {group}" if group > 1 else "")
+        label += "" if sqlite else ", PostgreSQL"
         rows.append(
             Row(
                 label,
@@ -271,15 +294,17 @@ def _wrk(port: int, connections: int, seconds: float, script: Path | None) -> Ro
     return Row("", total, per_second, latency("50%"), latency("99%"))
 
 
-def bench_http(offer_count: int, seconds: float, workers: int) -> list[Row]:
+def bench_http(
+    offer_count: int, seconds: float, workers: int, database_url: str | None = None
+) -> list[Row]:
     """Decisions against the empty endpoint of the same app, in one run, at 1 and 8 connections."""
     from api.security import create_key
 
     use_wrk = shutil.which("wrk") is not None
-    with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{Path(folder) / 'bench.db'}"
+    with tempfile.TemporaryDirectory() as folder, scratch_database(database_url, "bench.db") as url:
         engine = prepare(url, offer_count)
         key = create_key(engine.db, "channel")
+        database = "SQLite" if engine.db.dialect.name == "sqlite" else "PostgreSQL"
         engine.db.dispose()
         script = Path(folder) / "decide.lua"
         script.write_text(WRK_SCRIPT.replace("KEY", key))
@@ -349,7 +374,7 @@ def bench_http(offer_count: int, seconds: float, workers: int) -> list[Row]:
             server.wait(timeout=10)
     print(
         f"client: {'wrk' if use_wrk else 'python threads (install wrk for a lighter client)'}; "
-        f"server: uvicorn, {workers} worker(s), SQLite"
+        f"server: uvicorn, {workers} worker(s), {database}"
     )
     return rows
 
@@ -459,12 +484,15 @@ def format_table(rows: list[Row]) -> str:
 
 def main(args: argparse.Namespace, _settings: Settings) -> int:
     if args.target == "decide":
-        print(format_table(bench_decide(args.offers, args.decisions, args.group)))
+        print(
+            format_table(bench_decide(args.offers, args.decisions, args.group, args.database_url))
+        )
         return 0
     if args.target == "report":
         print(format_table(bench_report(args.exposures)))
         return 0
-    rows = bench_http(args.offers[0] if len(args.offers) == 1 else 50, args.seconds, args.workers)
+    offers = args.offers[0] if len(args.offers) == 1 else 50
+    rows = bench_http(offers, args.seconds, args.workers, args.database_url)
     print(format_table(rows))
     for connections in (1, 8):
         decide = next(r for r in rows if r.label == f"POST /v1/decisions, {connections} conn")

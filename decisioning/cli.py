@@ -273,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser.add_argument("--seconds", type=float, default=5.0)
     bench_parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (http)")
     bench_parser.add_argument("--exposures", type=int, default=10_000_000, help="(report)")
+    bench_parser.add_argument(
+        "--database-url",
+        help="PostgreSQL to run on, in a scratch schema dropped afterwards (decide, http); "
+        "default: a temporary SQLite file",
+    )
     bench_parser.set_defaults(run=_bench)
     return parser
 

@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from decisioning.engine import DecisionEngine
 from decisioning.settings import Settings
+from decisioning.sql.session import scratch_schema
 
 POSTGRES_URL = os.environ.get("DECISIONING_TEST_POSTGRES_URL")
 
@@ -27,15 +26,8 @@ def postgres_url() -> Iterator[str]:
     """A URL whose connections use a schema of their own, dropped afterwards."""
     if not POSTGRES_URL:
         pytest.skip("DECISIONING_TEST_POSTGRES_URL is not set")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with scratch_schema(POSTGRES_URL) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

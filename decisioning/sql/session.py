@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -196,6 +197,26 @@ def exclusive(engine: Engine, name: str) -> Iterator[bool]:
         finally:
             if held:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def scratch_schema(url: str) -> Iterator[str]:
+    """``url`` (PostgreSQL) with its connections in a new schema of their own, dropped with
+    everything in it on exit: a benchmark or a test writes its tables there, never beside the
+    database's own."""
+    schema = f"scratch_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
+        separator = "&" if "?" in url else "?"
+        try:
+            yield f"{url}{separator}options=-csearch_path%3D{schema}"
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    finally:
+        admin.dispose()
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
