@@ -68,6 +68,14 @@ class HotConnections:
         if pooled is None:
             pooled = self._engine.raw_connection()
             pooled.detach()
+            if self._engine.dialect.name != "sqlite":
+                # Like SQLite's synchronous=NORMAL: a crash may lose the last few milliseconds
+                # of decisions, each whole with its reservations and contacts. Set for the
+                # session, as the connection only ever decides (events stay synchronous): a
+                # statement less per decision than SET LOCAL.
+                raw: Any = pooled.dbapi_connection
+                raw.execute("SET synchronous_commit = off")
+                raw.commit()
             self._local.pooled = pooled
         return pooled
 
@@ -127,11 +135,7 @@ class HotConnections:
             try:
                 if sqlite:
                     raw.execute("BEGIN IMMEDIATE")
-                else:
-                    # Like SQLite's synchronous=NORMAL: a crash may lose the last few milliseconds
-                    # of decisions, each whole with its reservations and contacts; events stay
-                    # synchronous.
-                    raw.execute("SET LOCAL synchronous_commit = off")
+                # psycopg opens the transaction with the first statement.
                 yield raw, callbacks
                 if sqlite:
                     raw.execute("COMMIT")
@@ -362,12 +366,15 @@ class HotPath:
 
     def __init__(self, raw: Any, dialect_name: str) -> None:
         self._dialect = _DIALECTS[dialect_name]
-        self._raw = raw
+        # psycopg builds a cursor, with its adapters, per ``Connection.execute``: one cursor
+        # serves the whole transaction (each result is read before the next statement). On
+        # sqlite3 a new cursor per statement measured faster than a reused one.
+        self._run = raw.execute if self._dialect.sqlite else raw.cursor().execute
         self.on_commit: list[Callable[[], None]] = []
         """Run once the transaction has committed (not after a rollback)."""
 
     def _execute(self, statement: str, parameters: dict[str, Any]) -> Any:
-        return self._raw.execute(self._dialect.sql(statement), parameters)
+        return self._run(self._dialect.sql(statement), parameters)
 
     def lock_customer(
         self, customer_id: str, channel: str, windows: ContactWindows

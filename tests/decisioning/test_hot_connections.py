@@ -23,7 +23,7 @@ def _decide(engine: DecisionEngine, customer: str) -> int:
 
 def _backend_pid(engine: DecisionEngine) -> int:
     with engine.hot.transaction() as hot:
-        return int(hot._raw.execute("SELECT pg_backend_pid()").fetchone()[0])
+        return int(hot._run("SELECT pg_backend_pid()").fetchone()[0])
 
 
 def test_each_thread_keeps_its_own_connection(sqlite_url: str) -> None:
@@ -59,4 +59,15 @@ def test_a_connection_the_server_dropped_is_replaced(postgres_url: str) -> None:
         _decide(engine, "c-2")
     assert _decide(engine, "c-3") == 1  # a new connection, on the next decision
     assert _backend_pid(engine) != dropped
+    engine.db.dispose()
+
+
+def test_only_the_decision_connections_commit_asynchronously(postgres_url: str) -> None:
+    engine = open_engine(postgres_url)
+    configure(engine, offers=[offer("card")])
+    assert _decide(engine, "c-1") == 1
+    with engine.hot.transaction() as hot:
+        assert hot._run("SHOW synchronous_commit").fetchone()[0] == "off"
+    with engine.db.connect() as connection:  # events, catalogue: durable at commit
+        assert connection.execute(text("SHOW synchronous_commit")).scalar() == "on"
     engine.db.dispose()
