@@ -246,15 +246,8 @@ class DecisionEngine:
                     hot.add_to_metric(
                         experiment_id, request.customer_id, "contacts", len(chosen), now - window
                     )
-            hot.record_contacts(
-                request.customer_id,
-                request.channel,
-                decision_id,
-                now,
-                [offer.offer_id for offer, _ in chosen],
-            )
             latency_ms = (time.perf_counter() - started) * 1000.0
-            hot.insert_decision(
+            hot.log_decision(
                 {
                     "decision_id": decision_id,
                     "created_at": now,
@@ -281,6 +274,7 @@ class DecisionEngine:
                         for o, charges in chosen
                     ],
                 },
+                [offer.offer_id for offer, _ in chosen],
             )
             return Decision(
                 decision_id=decision_id,

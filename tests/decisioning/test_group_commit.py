@@ -4,6 +4,7 @@ each decision keeps its own transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -77,14 +78,14 @@ def test_caps_and_budgets_bind_within_a_group(card_engine: DecisionEngine) -> No
 def test_a_decision_that_fails_in_a_group_rolls_back_alone(
     card_engine: DecisionEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    insert = HotPath.insert_decision
+    log_decision = HotPath.log_decision
 
-    def failing_for_bad(hot: HotPath, row: dict[str, Any]) -> None:
-        if row["customer_id"] == "bad":  # after its reservation and its contact
-            raise RuntimeError("the log row could not be written")
-        insert(hot, row)
+    def failing_for_bad(hot: HotPath, row: dict[str, Any], offer_ids: Sequence[str]) -> None:
+        log_decision(hot, row, offer_ids)
+        if row["customer_id"] == "bad":  # after its reservation, its contact and its log row
+            raise RuntimeError("the decision failed after writing")
 
-    monkeypatch.setattr(HotPath, "insert_decision", failing_for_bad)
+    monkeypatch.setattr(HotPath, "log_decision", failing_for_bad)
     with card_engine.group():
         card_engine.decide(_request("first"), now=NOW)
         with pytest.raises(RuntimeError):
