@@ -26,7 +26,11 @@ class DecisionGroups:
 
     The group blocks the loop while it decides: a decision takes a fraction of a millisecond,
     and one process's decisions queue on the GIL and the database's write lock anyway; a thread
-    hand-off per request would cost more. Scale out with more worker processes.
+    hand-off per request would cost more. On PostgreSQL too, where a decision waits for the
+    server: on a pool of 2 or 4 threads, 535 to 551 decisions/s at 8 connections against 540
+    to 561 on the loop. Scale out with worker processes on PostgreSQL (at 8 connections 2
+    workers decided 1,378/s against 585 for one); on SQLite they queue on its one write lock,
+    and 2 workers decided no faster than one (2,242 against 2,124).
 
     A decision that fails answers its request with its error; the rest of its group commits. If
     the group's commit fails, every request of the group gets that error: none was answered
