@@ -39,6 +39,7 @@ import numpy as np
 from decisioning.catalog import put_budget, put_contact_policy, put_offer
 from decisioning.domain import CHANNELS, Budget, ChannelCaps, ContactPolicy, DecisionRequest, Offer
 from decisioning.engine import DecisionEngine
+from decisioning.errors import InvalidInput
 from decisioning.settings import Settings
 from decisioning.sql.hot_path import METRICS
 from decisioning.sql.session import WalCheckpointer, scratch_schema, unit_of_work
@@ -141,9 +142,14 @@ def scratch_database(database_url: str | None, name: str) -> Iterator[str]:
     if database_url is None:
         with tempfile.TemporaryDirectory() as folder:
             yield f"sqlite:///{Path(folder) / name}"
-    else:
-        with scratch_schema(database_url) as url:
-            yield url
+        return
+    if not database_url.startswith("postgresql"):
+        raise InvalidInput(
+            "must be a PostgreSQL URL (SQLite runs on a temporary file without it)",
+            field="database_url",
+        )
+    with scratch_schema(database_url) as url:
+        yield url
 
 
 def percentile(samples: list[float], q: float) -> float:

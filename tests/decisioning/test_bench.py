@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from decisioning.bench import bench_decide, bench_report
+from decisioning.errors import InvalidInput
+from tests.conftest import POSTGRES_URL
 
 
 def test_report_benchmark_builds_its_rows_on_the_current_schema(
@@ -23,3 +26,24 @@ def test_decide_benchmark_commits_in_groups_including_a_last_shorter_one() -> No
         "in-process, 3 offers, groups of 8",
     )
     assert single.requests == grouped.requests == 20
+
+
+def test_decide_benchmark_on_postgres_leaves_no_schema_behind() -> None:
+    if not POSTGRES_URL:
+        pytest.skip("DECISIONING_TEST_POSTGRES_URL is not set")
+    admin = create_engine(POSTGRES_URL)
+    scratch = text("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'scratch%'")
+    with admin.connect() as connection:
+        before = connection.execute(scratch).scalar()
+    [row] = bench_decide([3], 20, database_url=POSTGRES_URL)
+    with admin.connect() as connection:
+        after = connection.execute(scratch).scalar()
+    admin.dispose()
+    assert (row.label, row.requests) == ("in-process, 3 offers, PostgreSQL", 20)
+    assert after == before
+
+
+def test_a_benchmark_database_url_must_be_postgres() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        bench_decide([3], 20, database_url="sqlite:///somewhere.db")
+    assert raised.value.field == "database_url"
