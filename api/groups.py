@@ -29,8 +29,8 @@ class DecisionGroups:
     hand-off per request would cost more. On PostgreSQL too, where a decision waits for the
     server: on a pool of 2 or 4 threads, 535 to 551 decisions/s at 8 connections against 540
     to 561 on the loop. Scale out with worker processes on PostgreSQL (at 8 connections 2
-    workers decided 1,378/s against 585 for one); on SQLite they queue on its one write lock,
-    and 2 workers decided no faster than one (2,242 against 2,124).
+    workers decided 1,902/s against 848 for one); on SQLite they queue on its one write lock,
+    and 2 workers decided about as fast as one (3,225 against 3,016 to 3,197).
 
     A decision that fails answers its request with its error; the rest of its group commits. If
     the group's commit fails, every request of the group gets that error: none was answered
