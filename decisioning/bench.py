@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,7 +132,8 @@ class Row:
     p50_ms: float
     p99_ms: float
     per_cpu_second: float | None = None
-    """Requests per second of the process's CPU time (in-process runs only)."""
+    """Requests per second of CPU time: the process's in-process, the server's (every worker's)
+    over HTTP, where ``/proc`` tells it."""
 
 
 @contextmanager
@@ -300,6 +301,26 @@ def _wrk(port: int, connections: int, seconds: float, script: Path | None) -> Ro
     return Row("", total, per_second, latency("50%"), latency("99%"))
 
 
+def server_cpu_seconds(pid: int) -> float | None:
+    """User and system CPU time of process ``pid`` and of its descendants alive (uvicorn's
+    workers), from Linux's ``/proc``; None without it."""
+    if not Path("/proc/self/stat").exists():
+        return None
+    total, pending = 0.0, [pid]
+    while pending:
+        process = Path(f"/proc/{pending.pop()}")
+        try:
+            fields = (process / "stat").read_text().rsplit(")", 1)[1].split()
+            tasks = list((process / "task").iterdir())
+        except OSError:  # it exited meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in tasks:
+            with suppress(OSError):  # a kernel without the children lists: the process alone
+                pending += [int(child) for child in (task / "children").read_text().split()]
+    return total
+
+
 def bench_http(
     offer_count: int, seconds: float, workers: int, database_url: str | None = None
 ) -> list[Row]:
@@ -362,10 +383,17 @@ def bench_http(
                 ):
                     if use_wrk:
                         _wrk(port, connections, 1.0, lua)  # warm-up
-                        row = _wrk(port, connections, seconds, lua)
                     else:
                         _load(port, connections, min(1.0, seconds), make)  # warm-up
+                    cpu_before = server_cpu_seconds(server.pid)
+                    if use_wrk:
+                        row = _wrk(port, connections, seconds, lua)
+                    else:
                         row = _load(port, connections, seconds, make)
+                    cpu_after = server_cpu_seconds(server.pid)
+                    cpu = (
+                        None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+                    )
                     rows.append(
                         Row(
                             f"{label}, {connections} conn",
@@ -373,6 +401,7 @@ def bench_http(
                             row.per_second,
                             row.p50_ms,
                             row.p99_ms,
+                            row.requests / cpu if cpu else None,
                         )
                     )
         finally:
@@ -503,8 +532,14 @@ def main(args: argparse.Namespace, _settings: Settings) -> int:
     for connections in (1, 8):
         decide = next(r for r in rows if r.label == f"POST /v1/decisions, {connections} conn")
         empty = next(r for r in rows if r.label == f"GET /healthz (empty), {connections} conn")
+        per_cpu = (
+            f" (per server CPU s {decide.per_cpu_second / empty.per_cpu_second:.2f})"
+            if decide.per_cpu_second and empty.per_cpu_second
+            else ""
+        )
         print(
             f"at {connections} conn: ratio decisions/empty "
-            f"{decide.per_second / empty.per_second:.2f}, p99 of decisions {decide.p99_ms:.2f} ms"
+            f"{decide.per_second / empty.per_second:.2f}{per_cpu}, "
+            f"p99 of decisions {decide.p99_ms:.2f} ms"
         )
     return 0

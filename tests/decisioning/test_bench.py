@@ -1,11 +1,16 @@
-"""The report benchmark writes exposure and statistics rows in SQL: they must fit the schema."""
+"""The benchmarks' own machinery: the report's rows fit the schema, groups, PostgreSQL scratch
+schemas, and the server CPU the HTTP benchmark reads."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from decisioning.bench import bench_decide, bench_report
+from decisioning.bench import bench_decide, bench_report, server_cpu_seconds
 from decisioning.errors import InvalidInput
 from tests.conftest import POSTGRES_URL
 
@@ -47,3 +52,26 @@ def test_a_benchmark_database_url_must_be_postgres() -> None:
     with pytest.raises(InvalidInput) as raised:
         bench_decide([3], 20, database_url="sqlite:///somewhere.db")
     assert raised.value.field == "database_url"
+
+
+BURN = """import sys, time
+while time.process_time() < 0.35:
+    pass
+print("done", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_server_cpu_counts_the_workers_of_the_server() -> None:
+    own = server_cpu_seconds(os.getpid())
+    if own is None:
+        pytest.skip("no /proc on this system")
+    worker = subprocess.Popen(
+        [sys.executable, "-c", BURN], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert worker.stdout is not None and worker.stdout.readline() == "done\n"
+        with_worker = server_cpu_seconds(os.getpid())  # the worker has used 0.35 s of CPU
+    finally:
+        worker.communicate("")
+    assert with_worker is not None and with_worker - own >= 0.3
