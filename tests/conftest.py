@@ -22,11 +22,17 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A URL whose connections use a schema of their own, dropped afterwards."""
+def postgres_server_url() -> str:
+    """The PostgreSQL database's own URL, for a test that makes its schemas itself."""
     if not POSTGRES_URL:
         pytest.skip("DECISIONING_TEST_POSTGRES_URL is not set")
-    with scratch_schema(POSTGRES_URL) as url:
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A URL whose connections use a schema of their own, dropped afterwards."""
+    with scratch_schema(postgres_server_url) as url:
         yield url
 
 
