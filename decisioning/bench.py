@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -381,15 +382,14 @@ def bench_http(
                     ("POST /v1/decisions", decision, script),
                     ("GET /healthz (empty)", empty, None),
                 ):
-                    if use_wrk:
-                        _wrk(port, connections, 1.0, lua)  # warm-up
-                    else:
-                        _load(port, connections, min(1.0, seconds), make)  # warm-up
+                    load = (
+                        partial(_wrk, port, connections, script=lua)
+                        if use_wrk
+                        else partial(_load, port, connections, make=make)
+                    )
+                    load(1.0 if use_wrk else min(1.0, seconds))  # warm-up
                     cpu_before = server_cpu_seconds(server.pid)
-                    if use_wrk:
-                        row = _wrk(port, connections, seconds, lua)
-                    else:
-                        row = _load(port, connections, seconds, make)
+                    row = load(seconds)
                     cpu_after = server_cpu_seconds(server.pid)
                     cpu = (
                         None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
