@@ -479,6 +479,37 @@ def test_the_service_answers_under_a_root_path(api: Api) -> None:
     assert client.post("/nbo/v1/decisions", json={}, headers=key).status_code == 422
 
 
+class RecordingTelemetry:
+    """Stands in for FastAPI's native telemetry: reports ``on`` and records what it traced."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+        self.traced: list[str] = []
+
+    def enabled(self) -> bool:
+        return self.on
+
+    async def __call__(self, *, app: Any, scope: Any, receive: Any, send: Any, **_: Any) -> None:
+        self.traced.append(scope["path"])
+        await app(scope, receive, send)
+
+
+@pytest.mark.parametrize("on", [False, True], ids=["telemetry off", "telemetry on"])
+def test_the_decision_route_is_traced_when_fastapi_telemetry_is_on(
+    api: Api, monkeypatch: pytest.MonkeyPatch, on: bool
+) -> None:
+    """Served ahead of FastAPI while its telemetry is off; through it, traced, once it is on."""
+    app = api.client.app
+    telemetry = RecordingTelemetry(on)
+    monkeypatch.setattr(app, "_native_telemetry", telemetry)
+    monkeypatch.setattr(app, "TELEMETRY_CHECK_SECONDS", 0.0)
+    body = {"customer_id": "c-1", "channel": "sms", "context": CONTEXT}
+    decision = api.call("POST", "/v1/decisions", json=body)
+    assert decision.status_code == 200, decision.text
+    assert api.call("GET", "/healthz", role=None).status_code == 200
+    assert telemetry.traced == (["/v1/decisions", "/healthz"] if on else [])
+
+
 def test_health_and_openapi(api: Api) -> None:
     assert api.call("GET", "/healthz", role=None).json() == {"status": "ok"}
     paths = api.call("GET", "/openapi.json", role=None).json()["paths"]
