@@ -30,10 +30,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from statistics import median
 
 import numpy as np
 
@@ -135,6 +136,55 @@ class Row:
     per_cpu_second: float | None = None
     """Requests per second of CPU time: the process's in-process, the server's (every worker's)
     over HTTP, where ``/proc`` tells it."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpComparison:
+    """Decisions against the empty endpoint at one number of connections, run in paired rounds.
+
+    This machine's speed drifts by a third within minutes: a ratio of two runs taken a minute
+    apart measures the drift as much as the decision. Each round's ratio compares two runs
+    taken back to back, and their median discards the rounds a burst of noise fell on.
+    """
+
+    connections: int
+    rounds: list[tuple[Row, Row]]
+    """Each round's run of decisions and of the empty endpoint."""
+
+    @property
+    def decisions(self) -> Row:
+        return _median_row(f"POST /v1/decisions, {self.connections} conn", self.rounds, 0)
+
+    @property
+    def empty(self) -> Row:
+        return _median_row(f"GET /healthz (empty), {self.connections} conn", self.rounds, 1)
+
+    def ratios(self) -> list[float]:
+        """Each round's throughput of decisions over that of the empty endpoint."""
+        return [decisions.per_second / empty.per_second for decisions, empty in self.rounds]
+
+    def cpu_ratios(self) -> list[float] | None:
+        """The same per second of the server's CPU; None where ``/proc`` does not tell it."""
+        ratios = []
+        for decisions, empty in self.rounds:
+            if not (decisions.per_cpu_second and empty.per_cpu_second):
+                return None
+            ratios.append(decisions.per_cpu_second / empty.per_cpu_second)
+        return ratios
+
+
+def _median_row(label: str, pairs: list[tuple[Row, Row]], side: int) -> Row:
+    """One endpoint's rounds as one row: requests summed, rates and latencies their medians."""
+    rounds = [pair[side] for pair in pairs]
+    per_cpu = [r.per_cpu_second for r in rounds if r.per_cpu_second]
+    return Row(
+        label,
+        sum(r.requests for r in rounds),
+        median(r.per_second for r in rounds),
+        median(r.p50_ms for r in rounds),
+        median(r.p99_ms for r in rounds),
+        median(per_cpu) if len(per_cpu) == len(rounds) else None,
+    )
 
 
 @contextmanager
@@ -323,9 +373,14 @@ def server_cpu_seconds(pid: int) -> float | None:
 
 
 def bench_http(
-    offer_count: int, seconds: float, workers: int, database_url: str | None = None
-) -> list[Row]:
-    """Decisions against the empty endpoint of the same app, in one run, at 1 and 8 connections."""
+    offer_count: int,
+    seconds: float,
+    workers: int,
+    database_url: str | None = None,
+    rounds: int = 5,
+) -> list[HttpComparison]:
+    """Decisions against the empty endpoint of the same app, in one run, at 1 and 8 connections:
+    ``seconds`` of each, in ``rounds`` paired runs that alternate which goes first."""
     from api.security import create_key
 
     use_wrk = shutil.which("wrk") is not None
@@ -376,42 +431,46 @@ def bench_http(
             def empty(_i: int) -> tuple[str, str, bytes, dict[str, str]]:
                 return "GET", "/healthz", b"", {}
 
-            rows = []
+            comparisons = []
             for connections in (1, 8):
-                for label, make, lua in (
-                    ("POST /v1/decisions", decision, script),
-                    ("GET /healthz (empty)", empty, None),
-                ):
-                    load = (
+                rounds_run: list[tuple[Row, Row]] = []
+                loads = {
+                    name: (
                         partial(_wrk, port, connections, script=lua)
                         if use_wrk
                         else partial(_load, port, connections, make=make)
                     )
-                    load(1.0 if use_wrk else min(1.0, seconds))  # warm-up
-                    cpu_before = server_cpu_seconds(server.pid)
-                    row = load(seconds)
-                    cpu_after = server_cpu_seconds(server.pid)
-                    cpu = (
-                        None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+                    for name, make, lua in (
+                        ("decisions", decision, script),
+                        ("empty", empty, None),
                     )
-                    rows.append(
-                        Row(
-                            f"{label}, {connections} conn",
-                            row.requests,
-                            row.per_second,
-                            row.p50_ms,
-                            row.p99_ms,
-                            row.requests / cpu if cpu else None,
+                }
+                for load in loads.values():
+                    load(1.0)  # warm-up
+                for round_ in range(rounds):
+                    # ABBA: a drift of the machine's speed within two rounds favours neither.
+                    run: dict[str, Row] = {}
+                    for name in ("decisions", "empty")[:: 1 if round_ % 2 == 0 else -1]:
+                        cpu_before = server_cpu_seconds(server.pid)
+                        row = loads[name](seconds / rounds)
+                        cpu_after = server_cpu_seconds(server.pid)
+                        cpu = (
+                            None
+                            if cpu_before is None or cpu_after is None
+                            else cpu_after - cpu_before
                         )
-                    )
+                        run[name] = replace(row, per_cpu_second=row.requests / cpu if cpu else None)
+                    rounds_run.append((run["decisions"], run["empty"]))
+                comparisons.append(HttpComparison(connections, rounds_run))
         finally:
             server.terminate()
             server.wait(timeout=10)
     print(
         f"client: {'wrk' if use_wrk else 'python threads (install wrk for a lighter client)'}; "
-        f"server: uvicorn, {workers} worker(s), {database}"
+        f"server: uvicorn, {workers} worker(s), {database}; {rounds} rounds of "
+        f"{seconds / rounds:g} s each"
     )
-    return rows
+    return comparisons
 
 
 def _wait_healthy(port: int) -> None:
@@ -527,19 +586,14 @@ def main(args: argparse.Namespace, _settings: Settings) -> int:
         print(format_table(bench_report(args.exposures)))
         return 0
     offers = args.offers[0] if len(args.offers) == 1 else 50
-    rows = bench_http(offers, args.seconds, args.workers, args.database_url)
-    print(format_table(rows))
-    for connections in (1, 8):
-        decide = next(r for r in rows if r.label == f"POST /v1/decisions, {connections} conn")
-        empty = next(r for r in rows if r.label == f"GET /healthz (empty), {connections} conn")
-        per_cpu = (
-            f" (per server CPU s {decide.per_cpu_second / empty.per_cpu_second:.2f})"
-            if decide.per_cpu_second and empty.per_cpu_second
-            else ""
-        )
+    comparisons = bench_http(offers, args.seconds, args.workers, args.database_url, args.rounds)
+    print(format_table([row for c in comparisons for row in (c.decisions, c.empty)]))
+    for comparison in comparisons:
+        ratios, cpu_ratios = comparison.ratios(), comparison.cpu_ratios()
+        per_cpu = f" (per server CPU s {median(cpu_ratios):.2f})" if cpu_ratios else ""
         print(
-            f"at {connections} conn: ratio decisions/empty "
-            f"{decide.per_second / empty.per_second:.2f}{per_cpu}, "
-            f"p99 of decisions {decide.p99_ms:.2f} ms"
+            f"at {comparison.connections} conn: ratio decisions/empty {median(ratios):.2f}"
+            f"{per_cpu}, rounds {min(ratios):.2f}-{max(ratios):.2f}; "
+            f"p99 of decisions {comparison.decisions.p99_ms:.2f} ms"
         )
     return 0

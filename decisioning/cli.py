@@ -270,7 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser.add_argument(
         "--group", type=int, default=1, help="decisions committed together (decide)"
     )
-    bench_parser.add_argument("--seconds", type=float, default=5.0)
+    bench_parser.add_argument(
+        "--seconds", type=float, default=10.0, help="(http) of each endpoint, split into rounds"
+    )
+    bench_parser.add_argument(
+        "--rounds", type=int, default=5, help="(http) paired runs of decisions and empty"
+    )
     bench_parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (http)")
     bench_parser.add_argument("--exposures", type=int, default=10_000_000, help="(report)")
     bench_parser.add_argument(

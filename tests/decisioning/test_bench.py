@@ -10,7 +10,14 @@ import sys
 import pytest
 from sqlalchemy import create_engine, text
 
-from decisioning.bench import bench_decide, bench_report, server_cpu_seconds
+from decisioning.bench import (
+    HttpComparison,
+    Row,
+    bench_decide,
+    bench_http,
+    bench_report,
+    server_cpu_seconds,
+)
 from decisioning.errors import InvalidInput
 
 
@@ -71,3 +78,39 @@ def test_server_cpu_counts_the_workers_of_the_server() -> None:
     finally:
         worker.communicate("")
     assert with_worker is not None and with_worker - own >= 0.3
+
+
+def test_http_comparison_pairs_each_round_and_takes_medians() -> None:
+    rounds = [  # the machine slows down in the second round: both endpoints feel it
+        (Row("", 100, 1000.0, 1.0, 4.0, 1100.0), Row("", 400, 4000.0, 0.2, 1.0, 4400.0)),
+        (Row("", 50, 500.0, 2.0, 9.0, 550.0), Row("", 200, 2000.0, 0.5, 3.0, 2750.0)),
+        (Row("", 90, 900.0, 1.2, 5.0, 990.0), Row("", 300, 3000.0, 0.3, 2.0, 3300.0)),
+    ]
+    comparison = HttpComparison(8, rounds)
+    assert comparison.ratios() == pytest.approx([0.25, 0.25, 0.3])
+    assert comparison.cpu_ratios() == pytest.approx([0.25, 0.2, 0.3])
+    decisions = comparison.decisions
+    assert decisions.label == "POST /v1/decisions, 8 conn"
+    assert (decisions.requests, decisions.per_second) == (240, 900.0)
+    assert (decisions.p50_ms, decisions.p99_ms, decisions.per_cpu_second) == (1.2, 5.0, 990.0)
+    assert comparison.empty.label == "GET /healthz (empty), 8 conn"
+    assert comparison.empty.requests == 900
+
+
+def test_http_comparison_has_no_cpu_ratio_where_the_cpu_was_not_read() -> None:
+    rounds = [(Row("", 1, 10.0, 1.0, 1.0, None), Row("", 4, 40.0, 1.0, 1.0, 40.0))]
+    assert HttpComparison(1, rounds).cpu_ratios() is None
+    assert HttpComparison(1, rounds).decisions.per_cpu_second is None
+
+
+def test_http_benchmark_serves_decisions_and_the_empty_endpoint_in_paired_rounds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    comparisons = bench_http(3, seconds=2.0, workers=1, rounds=2)
+    assert [c.connections for c in comparisons] == [1, 8]
+    for comparison in comparisons:
+        assert len(comparison.rounds) == 2
+        for decisions, empty in comparison.rounds:
+            assert decisions.requests > 0 and empty.requests > 0
+        assert all(0 < ratio < 10 for ratio in comparison.ratios())
+    assert "2 rounds of 1 s each" in capsys.readouterr().out
