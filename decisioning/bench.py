@@ -153,11 +153,13 @@ class HttpComparison:
 
     @property
     def decisions(self) -> Row:
-        return _median_row(f"POST /v1/decisions, {self.connections} conn", self.rounds, 0)
+        label = f"POST /v1/decisions, {self.connections} conn"
+        return _median_row(label, [decisions for decisions, _ in self.rounds])
 
     @property
     def empty(self) -> Row:
-        return _median_row(f"GET /healthz (empty), {self.connections} conn", self.rounds, 1)
+        label = f"GET /healthz (empty), {self.connections} conn"
+        return _median_row(label, [empty for _, empty in self.rounds])
 
     def ratios(self) -> list[float]:
         """Each round's throughput of decisions over that of the empty endpoint."""
@@ -173,9 +175,8 @@ class HttpComparison:
         return ratios
 
 
-def _median_row(label: str, pairs: list[tuple[Row, Row]], side: int) -> Row:
+def _median_row(label: str, rounds: list[Row]) -> Row:
     """One endpoint's rounds as one row: requests summed, rates and latencies their medians."""
-    rounds = [pair[side] for pair in pairs]
     per_cpu = [r.per_cpu_second for r in rounds if r.per_cpu_second]
     return Row(
         label,
@@ -383,6 +384,8 @@ def bench_http(
     ``seconds`` of each, in ``rounds`` paired runs that alternate which goes first."""
     from api.security import create_key
 
+    if rounds < 1:
+        raise InvalidInput("must be at least 1", field="rounds")
     use_wrk = shutil.which("wrk") is not None
     with tempfile.TemporaryDirectory() as folder, scratch_database(database_url, "bench.db") as url:
         engine = prepare(url, offer_count)
@@ -451,15 +454,7 @@ def bench_http(
                     # ABBA: a drift of the machine's speed within two rounds favours neither.
                     run: dict[str, Row] = {}
                     for name in ("decisions", "empty")[:: 1 if round_ % 2 == 0 else -1]:
-                        cpu_before = server_cpu_seconds(server.pid)
-                        row = loads[name](seconds / rounds)
-                        cpu_after = server_cpu_seconds(server.pid)
-                        cpu = (
-                            None
-                            if cpu_before is None or cpu_after is None
-                            else cpu_after - cpu_before
-                        )
-                        run[name] = replace(row, per_cpu_second=row.requests / cpu if cpu else None)
+                        run[name] = _with_server_cpu(server.pid, loads[name], seconds / rounds)
                     rounds_run.append((run["decisions"], run["empty"]))
                 comparisons.append(HttpComparison(connections, rounds_run))
         finally:
@@ -471,6 +466,15 @@ def bench_http(
         f"{seconds / rounds:g} s each"
     )
     return comparisons
+
+
+def _with_server_cpu(pid: int, load: Callable[[float], Row], seconds: float) -> Row:
+    """``load`` run for ``seconds``, with its requests per second of server ``pid``'s CPU."""
+    cpu_before = server_cpu_seconds(pid)
+    row = load(seconds)
+    cpu_after = server_cpu_seconds(pid)
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return replace(row, per_cpu_second=row.requests / cpu if cpu else None)
 
 
 def _wait_healthy(port: int) -> None:

@@ -114,3 +114,9 @@ def test_http_benchmark_serves_decisions_and_the_empty_endpoint_in_paired_rounds
             assert decisions.requests > 0 and empty.requests > 0
         assert all(0 < ratio < 10 for ratio in comparison.ratios())
     assert "2 rounds of 1 s each" in capsys.readouterr().out
+
+
+def test_an_http_benchmark_needs_at_least_one_round() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        bench_http(3, seconds=2.0, workers=1, rounds=0)
+    assert raised.value.field == "rounds"
