@@ -7,7 +7,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag
 
-from decisioning.domain import Channel, EventType, LifecycleStage
+from decisioning.domain import (
+    MAX_CHANNEL_CAP,
+    MAX_OFFER_CAP,
+    MAX_OFFER_WINDOW_DAYS,
+    Channel,
+    EventType,
+    LifecycleStage,
+)
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\s]+$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -156,8 +163,8 @@ class BudgetOut(BudgetIn):
 
 
 class ChannelCapsIn(Body):
-    per_day: int | None = Field(default=None, ge=0)
-    per_week: int | None = Field(default=None, ge=0)
+    per_day: int | None = Field(default=None, ge=0, le=MAX_CHANNEL_CAP)
+    per_week: int | None = Field(default=None, ge=0, le=MAX_CHANNEL_CAP)
 
 
 class QuietHoursIn(Body):
@@ -167,9 +174,9 @@ class QuietHoursIn(Body):
 
 class ContactPolicyIn(Body):
     channel_caps: dict[Channel, ChannelCapsIn] = Field(default_factory=dict)
-    total_per_week: int | None = Field(default=None, ge=0)
-    offer_max_contacts: int | None = Field(default=None, ge=0)
-    offer_window_days: int = Field(default=7, ge=1, le=365)
+    total_per_week: int | None = Field(default=None, ge=0, le=MAX_CHANNEL_CAP)
+    offer_max_contacts: int | None = Field(default=None, ge=0, le=MAX_OFFER_CAP)
+    offer_window_days: int = Field(default=7, ge=1, le=MAX_OFFER_WINDOW_DAYS)
     refusal_cooldown_days: int = Field(default=0, ge=0, le=365)
     quiet_hours: dict[Channel, QuietHoursIn] = Field(default_factory=dict)
 

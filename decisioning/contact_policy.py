@@ -1,17 +1,21 @@
 """Contact policy: frequency caps, refusal cool-downs and quiet hours for one customer.
 
-Takes the customer's recent contacts as counts per cap window (read under the customer's row
-lock, so they are exact even with many workers; the database counts them, so a long history
-costs no more than a short one) and says how many more contacts the channel allows right now
-and which offers are blocked.
+The customer's recent contacts live in their profile row as a ``ContactHistory`` (read and
+rewritten under the customer's row lock, so the counts are exact even with many workers) and
+are counted per cap window; ``allowance`` then says how many more contacts the channel allows
+right now and which offers are blocked.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from decisioning.domain import ContactPolicy
+import orjson
+
+from decisioning.domain import MAX_CHANNEL_CAP, MAX_OFFER_CAP, MAX_OFFER_WINDOW_DAYS, ContactPolicy
 
 QUIET_HOURS = "QUIET_HOURS"
 CHANNEL_DAILY_CAP = "CHANNEL_DAILY_CAP"
@@ -60,6 +64,113 @@ class ContactCounts:
     per_offer: dict[str, int] = field(default_factory=dict)
     """Per offer, on every channel, within the policy's offer window."""
     cooling_down: frozenset[str] = frozenset()
+
+
+MICROSECONDS = 1_000_000
+# A worker whose clock runs behind another's counts from a little earlier than the one that
+# pruned: a day's margin keeps what it may still count.
+_MARGIN = 86_400 * MICROSECONDS
+CHANNEL_HORIZON = 7 * 86_400 * MICROSECONDS + _MARGIN
+"""The longest channel window (a week), in microseconds."""
+OFFER_HORIZON = MAX_OFFER_WINDOW_DAYS * 86_400 * MICROSECONDS + _MARGIN
+"""The longest offer window any policy may set, in microseconds."""
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def microseconds(at: datetime) -> int:
+    """``at`` (time-zone aware) as microseconds since the Unix epoch, exactly (a float's
+    timestamp loses microseconds from the 23rd century on)."""
+    return (at - EPOCH) // MICROSECOND
+
+
+@dataclass(frozen=True, slots=True)
+class ContactHistory:
+    """A customer's recent contacts: per channel and per offer, the times (microseconds since
+    the epoch, ascending) of the most recent ones.
+
+    It keeps what any policy the validation admits needs, not only the current one, so that a
+    cap raised or a window lengthened later still counts every contact it covers: per channel,
+    the newest ``MAX_CHANNEL_CAP`` within a week; per offer, the newest ``MAX_OFFER_CAP``
+    within ``MAX_OFFER_WINDOW_DAYS``. Counts from it are exact below those bounds, and at least
+    the bound above them, which blocks any cap the validation admits; the total over channels
+    likewise. So the history is bounded by the customer's traffic and those limits, not by their
+    age as a customer, and a decision reads one row instead of counting a contacts table.
+    """
+
+    channels: dict[str, list[int]] = field(default_factory=dict)
+    offers: dict[str, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, text: str | bytes | None) -> ContactHistory:
+        if not text:
+            return cls()
+        document = orjson.loads(text)
+        return cls(document["channels"], document["offers"])
+
+    def to_json(self) -> str:
+        return orjson.dumps({"channels": self.channels, "offers": self.offers}).decode()
+
+    def counts(
+        self, channel: str, windows: ContactWindows, cooling_down: frozenset[str] = frozenset()
+    ) -> ContactCounts:
+        """The contacts the caps count at ``windows.now`` (a window includes its start)."""
+        week = microseconds(windows.week)
+        on_channel = self.channels.get(channel, [])
+        total_week = 0
+        for times in self.channels.values():
+            total_week += len(times) - bisect_left(times, week)
+        since = microseconds(windows.offer)
+        per_offer = {}
+        for offer_id, times in self.offers.items():
+            count = len(times) - bisect_left(times, since)
+            if count:
+                per_offer[offer_id] = count
+        return ContactCounts(
+            len(on_channel) - bisect_left(on_channel, microseconds(windows.day)),
+            len(on_channel) - bisect_left(on_channel, week),
+            total_week,
+            per_offer,
+            cooling_down,
+        )
+
+    def with_contacts(self, channel: str, offer_ids: Iterable[str], at: datetime) -> ContactHistory:
+        """This history, ``pruned`` at ``at``, with one contact per offer on ``channel`` then."""
+        history = self.pruned(at)
+        now = microseconds(at)
+        for offer_id in offer_ids:
+            _add(history.channels.setdefault(channel, []), now, MAX_CHANNEL_CAP)
+            _add(history.offers.setdefault(offer_id, []), now, MAX_OFFER_CAP)
+        return history
+
+    def pruned(self, at: datetime) -> ContactHistory:
+        """A copy without what no admissible cap can count at ``at`` or later."""
+        now = microseconds(at)
+        channels = {
+            name: _recent(times, now - CHANNEL_HORIZON, MAX_CHANNEL_CAP)
+            for name, times in self.channels.items()
+        }
+        offers = {
+            offer_id: _recent(times, now - OFFER_HORIZON, MAX_OFFER_CAP)
+            for offer_id, times in self.offers.items()
+        }
+        return ContactHistory(
+            {name: times for name, times in channels.items() if times},
+            {offer_id: times for offer_id, times in offers.items() if times},
+        )
+
+
+def _recent(times: list[int], since: int, most: int) -> list[int]:
+    """The newest ``most`` of ``times`` at or after ``since``."""
+    return times[max(bisect_left(times, since), len(times) - most) :]
+
+
+def _add(times: list[int], at: int, most: int) -> None:
+    insort(times, at)  # a decision dated before others (another worker's clock) stays in order
+    if len(times) > most:
+        del times[0]
 
 
 def allowance(

@@ -198,6 +198,15 @@ class QuietHours:
         return local >= self.start or local < self.end
 
 
+MAX_CHANNEL_CAP = 1000
+"""The largest channel cap (per day, per week) and total weekly cap a policy may set."""
+MAX_OFFER_CAP = 100
+"""The largest number of contacts per offer and window a policy may allow."""
+MAX_OFFER_WINDOW_DAYS = 365
+"""The longest offer window. The three bound what a customer's contact history must keep to
+enforce any admissible policy, the one set later included (``ContactHistory``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ContactPolicy:
     """Caps per customer over rolling windows (a day is 24 hours, a week 7 days).
@@ -220,17 +229,20 @@ class ContactPolicy:
             for channel in mapping:
                 if channel not in CHANNELS:
                     raise InvalidInput(f"unknown channel {channel!r}", field=f"{name}.{channel}")
-        for channel, caps in self.channel_caps.items():
-            for cap_name in ("per_day", "per_week"):
-                cap = getattr(caps, cap_name)
-                if cap is not None and cap < 0:
-                    raise InvalidInput("must be >= 0", field=f"channel_caps.{channel}.{cap_name}")
-        for name in ("total_per_week", "offer_max_contacts"):
-            cap = getattr(self, name)
-            if cap is not None and cap < 0:
-                raise InvalidInput("must be >= 0", field=name)
-        if not 1 <= self.offer_window_days <= 365:
-            raise InvalidInput("must be within [1, 365]", field="offer_window_days")
+        caps: list[tuple[str, int | None, int]] = [
+            (f"channel_caps.{channel}.{name}", getattr(channel_caps, name), MAX_CHANNEL_CAP)
+            for channel, channel_caps in self.channel_caps.items()
+            for name in ("per_day", "per_week")
+        ]
+        caps.append(("total_per_week", self.total_per_week, MAX_CHANNEL_CAP))
+        caps.append(("offer_max_contacts", self.offer_max_contacts, MAX_OFFER_CAP))
+        for name, cap, most in caps:
+            if cap is not None and not 0 <= cap <= most:
+                raise InvalidInput(f"must be within [0, {most}]", field=name)
+        if not 1 <= self.offer_window_days <= MAX_OFFER_WINDOW_DAYS:
+            raise InvalidInput(
+                f"must be within [1, {MAX_OFFER_WINDOW_DAYS}]", field="offer_window_days"
+            )
         if not 0 <= self.refusal_cooldown_days <= 365:
             raise InvalidInput("must be within [0, 365]", field="refusal_cooldown_days")
 

@@ -2,7 +2,7 @@
 
 decide(): eligibility -> contact policy -> budgets -> policy scores -> arbitration -> the
 policy's exploration on the arbitration's payoff (plus ``epsilon`` uniform) -> one transaction
-(lock customer, reserve budgets, record contacts, log the decision).
+(lock customer, reserve budgets, add the contacts to the customer's history, log the decision).
 """
 
 from __future__ import annotations
@@ -274,7 +274,11 @@ class DecisionEngine:
                         for o, charges in chosen
                     ],
                 },
-                [offer.offer_id for offer, _ in chosen],
+                customer.history.with_contacts(
+                    request.channel, [offer.offer_id for offer, _ in chosen], now
+                )
+                if chosen
+                else None,
             )
             return Decision(
                 decision_id=decision_id,

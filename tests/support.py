@@ -5,16 +5,22 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 
 from decisioning.catalog import put_budget, put_campaign, put_contact_policy, put_offer
+from decisioning.contact_policy import (
+    CHANNEL_HORIZON,
+    OFFER_HORIZON,
+    ContactHistory,
+    microseconds,
+)
 from decisioning.domain import Budget, ContactPolicy, Event, Offer
 from decisioning.engine import DecisionEngine
 from decisioning.events import MAX_BATCH, record_events
 from decisioning.sql.session import unit_of_work
-from decisioning.sql.tables import budgets, contacts, decisions
+from decisioning.sql.tables import budgets, customers, decisions
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
@@ -104,9 +110,53 @@ def logged_decisions(engine: DecisionEngine) -> list[Any]:
         return list(connection.execute(select(decisions).order_by(decisions.c.created_at)))
 
 
-def contact_rows(engine: DecisionEngine) -> list[Any]:
+class Contact(NamedTuple):
+    customer_id: str
+    offer_id: str
+    channel: str
+    contacted_at: datetime
+
+
+def contacts_in_log(engine: DecisionEngine) -> list[Contact]:
+    """One contact per offer a logged decision made, on its channel at its time."""
+    return [
+        Contact(row.customer_id, shown["offer_id"], row.channel, row.created_at)
+        for row in logged_decisions(engine)
+        for shown in row.offers
+    ]
+
+
+def contact_histories(engine: DecisionEngine) -> dict[str, ContactHistory]:
+    """Customer id -> the contact history stored in their row, where there is one."""
     with engine.db.connect() as connection:
-        return list(connection.execute(select(contacts)))
+        rows = connection.execute(select(customers.c.customer_id, customers.c.contact_history))
+        return {c: ContactHistory.from_json(h) for c, h in rows if h is not None}
+
+
+def recorded_contacts(engine: DecisionEngine) -> list[tuple[str, str]]:
+    """(customer id, offer id) of every contact the stored histories hold, sorted, after
+    checking that they hold exactly the contacts of the decision log that a history keeps:
+    those within a horizon of the customer's last contact (every test stays far below the
+    bounds on how many it keeps, and its workers' clocks within a horizon of each other)."""
+    made: dict[str, list[Contact]] = {}
+    for contact in contacts_in_log(engine):
+        made.setdefault(contact.customer_id, []).append(contact)
+    expected = {}
+    for customer_id, contacts in made.items():
+        last = max(microseconds(c.contacted_at) for c in contacts)
+        history = ContactHistory()
+        for contact in contacts:
+            at = microseconds(contact.contacted_at)
+            if at >= last - CHANNEL_HORIZON:
+                history.channels.setdefault(contact.channel, []).append(at)
+            if at >= last - OFFER_HORIZON:
+                history.offers.setdefault(contact.offer_id, []).append(at)
+        for times in (*history.channels.values(), *history.offers.values()):
+            times.sort()
+        expected[customer_id] = history
+    stored = contact_histories(engine)
+    assert stored == expected
+    return sorted((c, o) for c, h in stored.items() for o, times in h.offers.items() for _ in times)
 
 
 def charges_in_log(engine: DecisionEngine) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """The decision's own statements, run as plain SQL on the DBAPI connection of the unit of work.
 
-A decision runs four to eight statements (SQLite reads the profile with the contact counts).
+A decision runs four to eight statements (SQLite reads the profile with the cool-downs).
 Through SQLAlchemy Core each costs 25-40 us of Python before the database sees it, which alone
 would cap a core at about 3,000 decisions per second; on the driver's cursor the same statement
 costs under 10 us. So this one path speaks SQL directly, in a dialect-neutral subset
@@ -18,14 +18,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from datetime import time as dt_time
 from functools import lru_cache
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine
 
-from decisioning.contact_policy import ContactCounts, ContactWindows
+from decisioning.contact_policy import ContactCounts, ContactHistory, ContactWindows
 from decisioning.sql.repositories import BudgetState
 from decisioning.sql.session import writer_queue
 from decisioning.sql.tables import from_units
@@ -39,6 +38,8 @@ class CustomerState:
 
     attributes: dict[str, Any]
     contacts: ContactCounts
+    history: ContactHistory
+    """What the decision's own contacts are added to (``ContactHistory.with_contacts``)."""
 
 
 class _ThreadState(threading.local):
@@ -197,9 +198,6 @@ class _Dialect:
         self.sqlite = name == "sqlite"
         # A decision writes the same ``now`` several times: its text is kept for the next call.
         self._last_time: tuple[datetime | None, str] = (None, "")
-        # Its caps' windows start whole days before ``now``: the same clock on a few dates.
-        self._last_clock: tuple[dt_time | None, str] = (None, "")
-        self._dates: dict[int, str] = {}
 
     @lru_cache(maxsize=64)  # noqa: B019 - two instances for the life of the process
     def sql(self, statement: str) -> str:
@@ -212,23 +210,8 @@ class _Dialect:
         last = self._last_time  # one read: another thread may replace it (whole) meanwhile
         if last[0] is value:
             return last[1]
-        # SQLITE_TIME_FORMAT, from the date's text and the clock's (isoformat with fixed
-        # microseconds, faster than strftime), each kept: the windows of a decision's caps
-        # share ``now``'s clock, and its dates recur, so one isoformat serves most calls.
         utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-        clock, last_clock = utc.time(), self._last_clock
-        if clock != last_clock[0]:
-            last_clock = (clock, clock.isoformat("microseconds"))
-            self._last_clock = last_clock
-        day = utc.toordinal()
-        date = self._dates.get(day)
-        if date is None:
-            date = utc.date().isoformat()
-            # A few dates a day are written: the oldest are dropped wholesale, never under a reader.
-            dates = self._dates if len(self._dates) < 64 else {}
-            dates[day] = date
-            self._dates = dates
-        text = f"{date} {last_clock[1]}"
+        text = utc.replace(tzinfo=None).isoformat(" ", "microseconds")  # SQLITE_TIME_FORMAT
         self._last_time = (value, text)
         return text
 
@@ -238,35 +221,27 @@ class _Dialect:
 
 _DIALECTS = {"sqlite": _Dialect("sqlite"), "postgresql": _Dialect("postgresql")}
 
-# One row of the week's counts, one per offer contacted within the offer window, one per offer
-# cooling down: the database counts, so reading a long history costs what a short one does.
-CONTACT_COUNTS = """
-SELECT 'week', CAST(NULL AS VARCHAR),
-    SUM(CASE WHEN channel = :channel AND contacted_at >= :day THEN 1 ELSE 0 END),
-    SUM(CASE WHEN channel = :channel THEN 1 ELSE 0 END), COUNT(*)
-FROM contacts WHERE customer_id = :customer_id AND contacted_at >= :week
-UNION ALL
-SELECT 'offer', offer_id, COUNT(*), 0, 0 FROM contacts
-WHERE customer_id = :customer_id AND contacted_at >= :offer GROUP BY offer_id
-UNION ALL
-SELECT 'cooling', offer_id, 0, 0, 0 FROM cooldowns WHERE customer_id = :customer_id AND until > :now
-"""
+COOLING = "SELECT offer_id FROM cooldowns WHERE customer_id = :customer_id AND until > :now"
 # PostgreSQL: the upsert takes the customer's row lock until commit (a no-op update still
-# locks), and only then may the counts be read: a statement that waited for the lock would
-# still count from the snapshot it started with.
+# locks) and returns the row as the last decision to commit left it, history included.
 LOCK_CUSTOMER = """
 INSERT INTO customers (customer_id, attributes, updated_at) VALUES (:customer_id, '{}', :now)
 ON CONFLICT (customer_id) DO UPDATE SET updated_at = customers.updated_at
-RETURNING attributes
+RETURNING attributes, contact_history
 """
 # SQLite: BEGIN IMMEDIATE already holds the database's one write lock, so the profile is read
-# with the counts, as one more row.
-CUSTOMER_AND_CONTACT_COUNTS = (
-    CONTACT_COUNTS
-    + """UNION ALL
-SELECT 'customer', attributes, 0, 0, 0 FROM customers WHERE customer_id = :customer_id
+# with the cool-downs, in one statement.
+CUSTOMER_AND_COOLING = """
+SELECT 'customer', attributes, contact_history FROM customers WHERE customer_id = :customer_id
+UNION ALL
+SELECT 'cooling', offer_id, NULL FROM cooldowns WHERE customer_id = :customer_id AND until > :now
 """
-)
+# On SQLite a customer never upserted has no row yet: the history makes it, profile empty.
+SET_CONTACT_HISTORY = """
+INSERT INTO customers (customer_id, attributes, updated_at, contact_history)
+VALUES (:customer_id, '{}', :created_at, :contact_history)
+ON CONFLICT (customer_id) DO UPDATE SET contact_history = excluded.contact_history
+"""
 BUDGET_STATES = """
 SELECT budget_id, amount_units, daily_limit_units, spent_units, day, day_spent_units, price
 FROM budgets WHERE budget_id IN ({placeholders})
@@ -285,10 +260,6 @@ WHERE budget_id = :budget_id
 RELEASE_BUDGET = """
 UPDATE budgets SET spent_units = spent_units - :charge, day_spent_units = day_spent_units - :charge
 WHERE budget_id = :budget_id
-"""
-# ``{rows}`` repeats "(:customer_id, :offer<i>, :channel, :decision_id, :contacted_at)".
-INSERT_CONTACTS = """
-INSERT INTO contacts (customer_id, offer_id, channel, decision_id, contacted_at) VALUES {rows}
 """
 INSERT_DECISION = """
 INSERT INTO decisions (decision_id, created_at, customer_id, channel, placement, policy_name,
@@ -342,19 +313,8 @@ WHERE experiment_id = :experiment_id AND cell = :cell AND metric = :metric
 METRICS = ("conversion", "value", "accepts", "clicks", "contacts")
 
 
-@lru_cache(maxsize=16)
-def _insert_contacts_statement(contacts: int) -> str:
-    rows = (
-        f"(:customer_id, :offer{i}, :channel, :decision_id, :contacted_at)" for i in range(contacts)
-    )
-    return INSERT_CONTACTS.format(rows=", ".join(rows))
-
-
-@lru_cache(maxsize=16)
-def _log_decision_statement(contacts: int, sqlite: bool) -> str:
-    if not contacts or sqlite:
-        return INSERT_DECISION
-    return f"WITH contacted AS ({_insert_contacts_statement(contacts)}){INSERT_DECISION}"
+# PostgreSQL: the history is written in the log statement's WITH (a round trip less).
+LOG_DECISION_AND_CONTACTS = f"WITH contacted AS ({SET_CONTACT_HISTORY}){INSERT_DECISION}"
 
 
 @lru_cache(maxsize=16)
@@ -386,45 +346,35 @@ class HotPath:
     def lock_customer(
         self, customer_id: str, channel: str, windows: ContactWindows
     ) -> CustomerState:
-        """Lock the customer's row for this transaction, then read the profile and count the
-        contacts and cool-downs the caps need.
+        """Lock the customer's row for this transaction, then read the profile, the contact
+        history and the cool-downs, and count the contacts the caps need.
 
         Concurrent decisions for one customer queue on the lock, so each one sees the contacts
         the one before it recorded, and caps hold across workers.
         """
         d = self._dialect
-        parameters = {
-            "customer_id": customer_id,
-            "channel": channel,
-            "day": d.time(windows.day),
-            "week": d.time(windows.week),
-            "offer": d.time(windows.offer),
-            "now": d.time(windows.now),  # last: the decision's later writes reuse its text
-        }
+        parameters = {"customer_id": customer_id, "now": d.time(windows.now)}
         # fetchall, not fetchone: an unfinished SQLite statement would keep its read snapshot
         # open past COMMIT, and the connection's next BEGIN IMMEDIATE would wait on it forever.
-        attributes: Any = {}  # SQLite: a customer never upserted has no row
+        attributes: Any = {}  # SQLite: a customer never upserted or contacted has no row
+        history = None
+        cooling = []
         if d.sqlite:
-            rows = self._execute(CUSTOMER_AND_CONTACT_COUNTS, parameters).fetchall()
+            for kind, value, stored_history in self._execute(
+                CUSTOMER_AND_COOLING, parameters
+            ).fetchall():
+                if kind == "customer":
+                    attributes, history = value, stored_history
+                else:
+                    cooling.append(value)
         else:
-            ((attributes,),) = self._execute(  # the upsert always returns the row
-                LOCK_CUSTOMER, {"customer_id": customer_id, "now": parameters["now"]}
-            ).fetchall()
-            rows = self._execute(CONTACT_COUNTS, parameters).fetchall()
-        week = (0, 0, 0)
-        per_offer: dict[str, int] = {}
-        cooling: set[str] = set()
-        for kind, key, first, second, third in rows:
-            if kind == "week":
-                week = (int(first or 0), int(second or 0), int(third))
-            elif kind == "offer":
-                per_offer[key] = int(first)
-            elif kind == "cooling":
-                cooling.add(key)
-            else:
-                attributes = key
+            ((attributes, history),) = self._execute(LOCK_CUSTOMER, parameters).fetchall()
+            cooling = [offer_id for (offer_id,) in self._execute(COOLING, parameters).fetchall()]
+        contact_history = ContactHistory.from_json(history)
         return CustomerState(
-            dict(d.read_json(attributes)), ContactCounts(*week, per_offer, frozenset(cooling))
+            dict(d.read_json(attributes)),
+            contact_history.counts(channel, windows, frozenset(cooling)),
+            contact_history,
         )
 
     def budget_states(self, budget_ids: Iterable[str]) -> dict[str, BudgetState]:
@@ -451,18 +401,22 @@ class HotPath:
         """Undo a reservation made earlier in this transaction (its row is still locked)."""
         self._execute(RELEASE_BUDGET, {"budget_id": budget_id, "charge": charge_units})
 
-    def log_decision(self, row: dict[str, Any], offer_ids: Sequence[str]) -> None:
-        """The decision's log row and one contact per offer it made (``row``'s customer, channel
-        and time). On PostgreSQL one statement, the contacts inserted in its ``WITH`` (a round
-        trip less); SQLite, which has no such ``WITH``, runs two."""
+    def log_decision(self, row: dict[str, Any], contact_history: ContactHistory | None) -> None:
+        """The decision's log row and, when it made contacts, the customer's history with them
+        (``row``'s customer; on PostgreSQL one statement, SQLite has no such ``WITH``)."""
         values = dict(row)
-        values["created_at"] = values["contacted_at"] = self._dialect.time(row["created_at"])
+        values["created_at"] = self._dialect.time(row["created_at"])
         for name in ("context", "candidates", "offers", "memberships"):
             values[name] = orjson.dumps(row[name]).decode()
-        values.update({f"offer{i}": offer_id for i, offer_id in enumerate(offer_ids)})
-        if offer_ids and self._dialect.sqlite:
-            self._execute(_insert_contacts_statement(len(offer_ids)), values)
-        self._execute(_log_decision_statement(len(offer_ids), self._dialect.sqlite), values)
+        if contact_history is None:
+            self._execute(INSERT_DECISION, values)
+            return
+        values["contact_history"] = contact_history.to_json()
+        if self._dialect.sqlite:
+            self._execute(SET_CONTACT_HISTORY, values)
+            self._execute(INSERT_DECISION, values)
+        else:
+            self._execute(LOG_DECISION_AND_CONTACTS, values)
 
     # --- experiments: first exposures and per-cell sufficient statistics --------------------
 

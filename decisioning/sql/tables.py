@@ -23,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -124,20 +125,12 @@ customers = Table(
     Column("customer_id", String(ID), primary_key=True),
     Column("attributes", Document, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    comment="Profile; on PostgreSQL also the row each decision for the customer locks first.",
-)
-
-contacts = Table(
-    "contacts",
-    metadata,
-    Column("customer_id", String(ID), primary_key=True),
-    Column("contacted_at", UTCDateTime, primary_key=True),
-    Column("decision_id", String(32), primary_key=True),
-    Column("offer_id", String(ID), primary_key=True),
-    Column("channel", String(32), nullable=False),
-    # Clustered by customer and time (SQLite: WITHOUT ROWID): a decision's contacts and the caps'
-    # count of them touch one b-tree page instead of a table page plus an index page.
-    sqlite_with_rowid=False,
+    Column(
+        "contact_history",
+        Text,
+        comment="contact_policy.ContactHistory as JSON text (never queried inside); null: none",
+    ),
+    comment="Profile and recent contacts; each decision for the customer locks its row first.",
 )
 
 cooldowns = Table(

@@ -18,7 +18,7 @@ from decisioning.domain import ChannelCaps, ContactPolicy, Decision, DecisionReq
 from decisioning.engine import DecisionEngine
 from decisioning.errors import InvalidInput
 from tests.conftest import open_engine
-from tests.support import configure, contact_rows, logged_decisions, offer
+from tests.support import configure, logged_decisions, offer, recorded_contacts
 
 T = TypeVar("T")
 ADULT = {"age": 40, "risk_tolerance": "C3", "lifecycle": "mature"}
@@ -195,5 +195,5 @@ def test_concurrent_requests_through_the_service_are_grouped_and_keep_the_cap(
     assert [r.status_code for r in responses] == [200] * 6
     assert sum(len(r.json()["offers"]) for r in responses) == 2
     assert group_sizes and max(group_sizes) > 1  # some decisions did commit together
-    assert len(logged_decisions(engine)) == 6 and len(contact_rows(engine)) == 2
+    assert len(logged_decisions(engine)) == 6 and len(recorded_contacts(engine)) == 2
     engine.db.dispose()

@@ -22,9 +22,9 @@ from tests.support import (
     budget,
     charges_in_log,
     configure,
-    contact_rows,
     logged_decisions,
     offer,
+    recorded_contacts,
     spent_units,
 )
 
@@ -122,7 +122,7 @@ def test_no_eligible_offer_is_a_logged_empty_answer(db_engine: DecisionEngine) -
     assert decision.offers == ()
     [row] = logged_decisions(db_engine)
     assert row.offers == [] and row.candidates == {"risky": "UNSUITABLE_RISK"}
-    assert contact_rows(db_engine) == []
+    assert recorded_contacts(db_engine) == []
 
 
 def test_top_n_offers_are_distinct_with_conditional_propensities(db_engine: DecisionEngine) -> None:

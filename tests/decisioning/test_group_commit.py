@@ -19,9 +19,9 @@ from tests.support import (
     budget,
     charges_in_log,
     configure,
-    contact_rows,
     logged_decisions,
     offer,
+    recorded_contacts,
     spent_units,
 )
 
@@ -72,7 +72,7 @@ def test_caps_and_budgets_bind_within_a_group(card_engine: DecisionEngine) -> No
         "BUDGET_EXHAUSTED",
     ]
     assert spent_units(card_engine) == {"card-count": to_units(3)} == charges_in_log(card_engine)
-    assert len(contact_rows(card_engine)) == 3
+    assert len(recorded_contacts(card_engine)) == 3
 
 
 def test_a_decision_that_fails_in_a_group_rolls_back_alone(
@@ -94,7 +94,7 @@ def test_a_decision_that_fails_in_a_group_rolls_back_alone(
     log = logged_decisions(card_engine)
     assert [row.customer_id for row in log] == ["first", "last"]
     assert spent_units(card_engine) == {"card-count": to_units(2)} == charges_in_log(card_engine)
-    assert sorted(c.customer_id for c in contact_rows(card_engine)) == ["first", "last"]
+    assert [c for c, _ in recorded_contacts(card_engine)] == ["first", "last"]
 
 
 def test_a_group_that_fails_loses_its_decisions_and_their_spend(sqlite_url: str) -> None:
@@ -103,7 +103,7 @@ def test_a_group_that_fails_loses_its_decisions_and_their_spend(sqlite_url: str)
     with pytest.raises(OSError), engine.group():
         assert len(engine.decide(_request("a"), now=NOW).offers) == 1
         raise OSError("the commit failed")
-    assert logged_decisions(engine) == [] and contact_rows(engine) == []
+    assert logged_decisions(engine) == [] and recorded_contacts(engine) == []
     assert spent_units(engine) == {"card-count": 0}
     # The budget's cached spend never counted the lost reservation: the offer is still made.
     assert len(engine.decide(_request("b"), now=NOW).offers) == 1

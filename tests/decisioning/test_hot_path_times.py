@@ -1,5 +1,5 @@
 """The decision path writes SQLite times as text itself: exactly the text the Core column
-type writes, or the caps' window comparisons (``contacted_at >= :day``) would drift."""
+type writes, or the comparisons with stored times (``until > :now``) would drift."""
 
 from __future__ import annotations
 
@@ -46,8 +46,7 @@ def test_times_are_written_as_the_core_column_type_writes_them(value: datetime) 
 def test_times_whole_days_apart_and_many_dates_are_written_as_the_core_type_writes_them(
     calls: list[tuple[datetime, int]],
 ) -> None:
-    # A decision's cap windows (whole days before now, the same clock), then now; and more
-    # dates than the dialect keeps the text of.
+    # Times whole days before now (the same clock), then now, over many dates.
     assert CORE is not None
     for now, days in calls:
         for value in (now - timedelta(days=days), now - timedelta(days=7), now):
