@@ -388,6 +388,23 @@ BAD_REQUESTS = [
         422,
         "quiet_hours.sms.start",
     ),
+    # Beyond what a customer's contact history keeps (ContactHistory).
+    (
+        "PUT",
+        "/v1/contact-policy",
+        "marketer",
+        '{"offer_max_contacts": 101}',
+        422,
+        "offer_max_contacts",
+    ),
+    (
+        "PUT",
+        "/v1/contact-policy",
+        "marketer",
+        '{"channel_caps": {"sms": {"per_week": 1001}}}',
+        422,
+        "channel_caps.sms.per_week",
+    ),
 ]
 
 
