@@ -23,10 +23,10 @@ from sqlalchemy import Engine
 from bandits import Draw, Policy, draw_slate, make_policy
 from bandits.base import with_payoff
 from decisioning import budgets as budget_checks
-from decisioning.catalog import CatalogCache, CatalogSnapshot, CompiledOffer
+from decisioning.catalog import CatalogCache, CatalogSnapshot
 from decisioning.contact_policy import ContactWindows, allowance
 from decisioning.domain import ID_MAX, ChosenOffer, Decision, DecisionRequest
-from decisioning.eligibility import CustomerFacts, exclusion_reason
+from decisioning.eligibility import CustomerFacts
 from decisioning.errors import InvalidInput
 from decisioning.settings import Settings
 from decisioning.sql import repositories as repo
@@ -326,28 +326,27 @@ class DecisionEngine:
             if assignment.holdout or assignment.memberships
             else None
         )
-        # One pass, the first reason wins: eligibility, then the experiment, then contact policy.
-        # The offers the customer's risk tolerance alone keeps out come settled.
+        # Each offer gets the strongest reason that applies: eligibility, then the experiment,
+        # then contact policy (each set over the weaker). The offers the customer's risk
+        # tolerance alone keeps out come settled.
         screen = catalog.screens[request.channel, customer.risk_tolerance]
         reasons: dict[str, str] = dict(screen.settled)
-        payoff: dict[str, tuple[float, float]] = {}  # of each offer still eligible
-        budgeted: list[CompiledOffer] = []
-        blocked, offer_reasons = allowed.blocked, allowed.offer_reasons
-        for compiled in screen.checked:
-            offer, rule_check, charges, offer_payoff = compiled
-            offer_id = offer.offer_id
-            reason = (
-                exclusion_reason(offer, customer, rule_check, now)
-                or (experiment_reason(offer_id) if experiment_reason else None)
-                or blocked
-                or offer_reasons.get(offer_id)
-            )
-            if reason is not None:
-                reasons[offer_id] = reason
-                continue
-            payoff[offer_id] = offer_payoff
-            if charges:
-                budgeted.append(compiled)
+        checked = screen.payoffs  # the checked offers, each with its payoff, in catalogue order
+        blocked = allowed.blocked
+        if experiment_reason is not None:
+            for offer_id in checked:
+                reason = (
+                    experiment_reason(offer_id) or blocked or allowed.offer_reasons.get(offer_id)
+                )
+                if reason is not None:
+                    reasons[offer_id] = reason
+        elif blocked is not None:
+            reasons.update(dict.fromkeys(checked, blocked))
+        else:
+            reasons.update((o, r) for o, r in allowed.offer_reasons.items() if o in checked)
+        reasons.update(screen.eligibility_reasons(customer, now))  # the strongest, so last
+        payoff = {o: p for o, p in checked.items() if o not in reasons}  # of each offer eligible
+        budgeted = [c for c in screen.checked if c.charges and c.offer.offer_id in payoff]
 
         priced: list[str] = []  # offers that pay a dual-paced budget's price
         if budgeted:

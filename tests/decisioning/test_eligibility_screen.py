@@ -1,5 +1,6 @@
 """The catalogue's screen by risk tolerance: a decision checks only the offers its customer may
-be suitable for, and each offer screened out carries the reason a full check would give."""
+be suitable for, and each offer screened out carries the reason a full check would give; the
+offers it checks, it checks by group, with the reason a full check of each would give."""
 
 from __future__ import annotations
 
@@ -38,7 +39,19 @@ offers = st.builds(
     st.none() | st.tuples(st.none() | st.integers(-20, 0), st.none() | st.integers(1, 20)),
     st.lists(st.sampled_from(LIFECYCLE_STAGES), unique=True, max_size=2).map(tuple),
     st.integers(0, 3),
-    st.sampled_from([None, {"attr": "age", "op": ">=", "value": 30}]),
+    st.sampled_from(
+        [
+            None,
+            {"attr": "age", "op": ">=", "value": 30},
+            {"attr": "age", "op": ">=", "value": 30, "reason": "TOO_YOUNG"},
+            {
+                "any": [
+                    {"attr": "age", "op": "<", "value": 25},
+                    {"attr": "age", "op": ">", "value": 60},
+                ]
+            },
+        ]
+    ),
 )
 customers = st.builds(
     lambda tolerance, products, lifecycle, age: CustomerFacts(
@@ -81,3 +94,25 @@ def test_each_screen_splits_its_channels_offers_into_checked_and_settled_in_cata
                 catalog.offers[i].retired or catalog.offers[i].risk > (tolerance or 1)
                 for i in screen.settled
             )
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(offers, max_size=12, unique_by=lambda o: o.offer_id),
+    customers,
+    moments,
+    st.sampled_from(CHANNELS),
+)
+def test_a_screen_gives_each_checked_offer_the_reason_a_full_check_gives(
+    offer_list, customer: CustomerFacts, now: datetime, channel: str
+) -> None:
+    catalog = CatalogSnapshot.build(1, offer_list, [], ContactPolicy())
+    screen = catalog.screens[channel, customer.risk_tolerance]
+    full = {
+        c.offer.offer_id: exclusion_reason(c.offer, customer, c.rule_check, now)
+        for c in screen.checked
+    }
+    assert screen.eligibility_reasons(customer, now) == {
+        offer_id: reason for offer_id, reason in full.items() if reason is not None
+    }
+    assert list(screen.payoffs) == [c.offer.offer_id for c in screen.checked]
