@@ -137,40 +137,27 @@ class ContactHistory:
         )
 
     def with_contacts(self, channel: str, offer_ids: Iterable[str], at: datetime) -> ContactHistory:
-        """This history, ``pruned`` at ``at``, with one contact per offer on ``channel`` then."""
-        history = self.pruned(at)
+        """This history with one contact per offer on ``channel`` at ``at``. What no admissible
+        cap can count at ``at`` or later goes: the lists added to lose it, and a list that holds
+        nothing else goes whole (another keeps at most its bound until then, as counting reads
+        only its windows)."""
         now = microseconds(at)
+        channel_since, offer_since = now - CHANNEL_HORIZON, now - OFFER_HORIZON
+        channels = {n: times for n, times in self.channels.items() if times[-1] >= channel_since}
+        offers = {o: times for o, times in self.offers.items() if times[-1] >= offer_since}
         for offer_id in offer_ids:
-            _add(history.channels.setdefault(channel, []), now, MAX_CHANNEL_CAP)
-            _add(history.offers.setdefault(offer_id, []), now, MAX_OFFER_CAP)
-        return history
-
-    def pruned(self, at: datetime) -> ContactHistory:
-        """A copy without what no admissible cap can count at ``at`` or later."""
-        now = microseconds(at)
-        channels = {
-            name: _recent(times, now - CHANNEL_HORIZON, MAX_CHANNEL_CAP)
-            for name, times in self.channels.items()
-        }
-        offers = {
-            offer_id: _recent(times, now - OFFER_HORIZON, MAX_OFFER_CAP)
-            for offer_id, times in self.offers.items()
-        }
-        return ContactHistory(
-            {name: times for name, times in channels.items() if times},
-            {offer_id: times for offer_id, times in offers.items() if times},
-        )
+            channels[channel] = _added(
+                channels.get(channel, []), now, channel_since, MAX_CHANNEL_CAP
+            )
+            offers[offer_id] = _added(offers.get(offer_id, []), now, offer_since, MAX_OFFER_CAP)
+        return ContactHistory(channels, offers)
 
 
-def _recent(times: list[int], since: int, most: int) -> list[int]:
-    """The newest ``most`` of ``times`` at or after ``since``."""
-    return times[max(bisect_left(times, since), len(times) - most) :]
-
-
-def _add(times: list[int], at: int, most: int) -> None:
-    insort(times, at)  # a decision dated before others (another worker's clock) stays in order
-    if len(times) > most:
-        del times[0]
+def _added(times: list[int], at: int, since: int, most: int) -> list[int]:
+    """A new list: the newest ``most`` of ``times`` and ``at`` that are at or after ``since``."""
+    kept = times[bisect_left(times, since) :]
+    insort(kept, at)  # a decision dated before others (another worker's clock) stays in order
+    return kept[-most:]
 
 
 def allowance(

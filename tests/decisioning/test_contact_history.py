@@ -117,11 +117,14 @@ def test_a_history_drops_what_no_admissible_policy_counts() -> None:
     """A channel's contacts are kept a week (and a day of clock skew), an offer's for the
     longest offer window; of each, the newest up to the largest cap a policy may set."""
     old = ContactHistory().with_contacts("sms", ["loan"], START)
-    week_later = old.with_contacts("push", ["card"], START + timedelta(days=8, seconds=1))
-    assert week_later.channels == {"push": [microseconds(START + timedelta(days=8, seconds=1))]}
-    assert set(week_later.offers) == {"loan", "card"}
-    years_later = week_later.pruned(START + timedelta(days=8 + MAX_OFFER_WINDOW_DAYS + 2))
-    assert years_later == ContactHistory()
+    week_later = START + timedelta(days=8, seconds=1)
+    history = old.with_contacts("push", ["card"], week_later)
+    assert history.channels == {"push": [microseconds(week_later)]}  # sms: nothing to count
+    assert set(history.offers) == {"loan", "card"}
+    history = history.with_contacts("sms", ["loan"], week_later + timedelta(seconds=1))
+    assert history.offers["loan"] == [microseconds(START), microseconds(week_later) + 1_000_000]
+    years_later = START + timedelta(days=8 + MAX_OFFER_WINDOW_DAYS + 2)
+    assert history.with_contacts("email", [], years_later) == ContactHistory()
 
     busy = ContactHistory()
     for minute in range(MAX_CHANNEL_CAP + 5):

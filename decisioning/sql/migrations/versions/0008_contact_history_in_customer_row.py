@@ -76,9 +76,7 @@ def upgrade() -> None:
         history = ContactHistory()
         for contacted_at, channel, offer_id in sorted(contacts_made):
             history = history.with_contacts(channel, [offer_id], contacted_at)
-        histories.append(
-            {"customer_id": customer_id, "history": history.pruned(now).to_json(), "now": now}
-        )
+        histories.append({"customer_id": customer_id, "history": history.to_json(), "now": now})
     for first in range(0, len(histories), BATCH):
         connection.execute(SET_HISTORY, histories[first : first + BATCH])
     op.drop_table("contacts")
