@@ -438,12 +438,13 @@ class CatalogSnapshot:
 def _screen(compiled: Sequence[CompiledOffer], risk_tolerance: int | None) -> Screen:
     settled = {c.offer.offer_id: settled_reason(c.offer, risk_tolerance) for c in compiled}
     checked = tuple(c for c in compiled if settled[c.offer.offer_id] is None)
-    windowed = tuple(c for c in checked if c.offer.valid_from or c.offer.valid_until)
+    windowed: list[CompiledOffer] = []
     groups: dict[tuple[tuple[str, ...], Rule | None], RuleGroup] = {}
     by_product: dict[str, tuple[str, ...]] = {}
     for c in checked:
         offer = c.offer
-        if c in windowed:
+        if offer.valid_from or offer.valid_until:
+            windowed.append(c)
             continue
         key = (offer.lifecycle_stages, offer.rule)
         group = groups.get(key, RuleGroup(offer.lifecycle_stages, c.rule_check, ()))
@@ -452,7 +453,7 @@ def _screen(compiled: Sequence[CompiledOffer], risk_tolerance: int | None) -> Sc
     return Screen(
         checked,
         {offer_id: reason for offer_id, reason in settled.items() if reason is not None},
-        windowed,
+        tuple(windowed),
         tuple(groups.values()),
         by_product,
         {c.offer.offer_id: c.payoff for c in checked},

@@ -66,18 +66,14 @@ class ContactCounts:
     cooling_down: frozenset[str] = frozenset()
 
 
-MICROSECONDS = 1_000_000
-# A worker whose clock runs behind another's counts from a little earlier than the one that
-# pruned: a day's margin keeps what it may still count.
-_MARGIN = 86_400 * MICROSECONDS
-CHANNEL_HORIZON = 7 * 86_400 * MICROSECONDS + _MARGIN
-"""The longest channel window (a week), in microseconds."""
-OFFER_HORIZON = MAX_OFFER_WINDOW_DAYS * 86_400 * MICROSECONDS + _MARGIN
-"""The longest offer window any policy may set, in microseconds."""
-
-
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+# A worker whose clock runs behind another's counts from a little earlier than the one that
+# pruned: a day's margin keeps what it may still count.
+CHANNEL_HORIZON = (WEEK + DAY) // MICROSECOND
+"""The longest channel window (a week), in microseconds."""
+OFFER_HORIZON = (timedelta(days=MAX_OFFER_WINDOW_DAYS) + DAY) // MICROSECOND
+"""The longest offer window any policy may set, in microseconds."""
 
 
 def microseconds(at: datetime) -> int:

@@ -13,8 +13,9 @@ every contact (a decision's offers, on its channel, at its time).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import itemgetter
 
 import sqlalchemy as sa
 from alembic import op
@@ -64,21 +65,22 @@ def upgrade() -> None:
         )
         batch_op.create_table_comment(COMMENT, existing_comment=OLD_COMMENT)
     connection = op.get_bind()
-    made: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
+    now = datetime.now(UTC)
+    # Read in customer and time order, a customer at a time: a long table never sits in memory.
     query = sa.select(
         contacts.c.customer_id, contacts.c.contacted_at, contacts.c.channel, contacts.c.offer_id
-    )
-    for customer_id, contacted_at, channel, offer_id in connection.execute(query):
-        made[customer_id].append((contacted_at, channel, offer_id))
-    now = datetime.now(UTC)
+    ).order_by(contacts.c.customer_id, contacts.c.contacted_at)
     histories = []
-    for customer_id, contacts_made in made.items():
+    for customer_id, made in groupby(
+        connection.execute(query.execution_options(yield_per=BATCH)), key=itemgetter(0)
+    ):
         history = ContactHistory()
-        for contacted_at, channel, offer_id in sorted(contacts_made):
+        for _, contacted_at, channel, offer_id in made:
             history = history.with_contacts(channel, [offer_id], contacted_at)
         histories.append({"customer_id": customer_id, "history": history.to_json(), "now": now})
-    for first in range(0, len(histories), BATCH):
-        connection.execute(SET_HISTORY, histories[first : first + BATCH])
+        if len(histories) == BATCH:
+            _write(SET_HISTORY, histories)
+    _write(SET_HISTORY, histories)
     op.drop_table("contacts")
 
 
@@ -103,19 +105,30 @@ def downgrade() -> None:
         decisions.c.channel,
         decisions.c.offers,
     )
-    rows = [
-        {
-            "customer_id": customer_id,
-            "contacted_at": created_at,
-            "decision_id": decision_id,
-            "offer_id": shown["offer_id"],
-            "channel": channel,
-        }
-        for customer_id, created_at, decision_id, channel, offers in connection.execute(query)
-        for shown in offers
-    ]
-    for first in range(0, len(rows), BATCH):
-        connection.execute(sa.insert(contacts), rows[first : first + BATCH])
+    rows = []
+    for customer_id, created_at, decision_id, channel, offers in connection.execute(
+        query.execution_options(yield_per=BATCH)
+    ):
+        for shown in offers:
+            rows.append(
+                {
+                    "customer_id": customer_id,
+                    "contacted_at": created_at,
+                    "decision_id": decision_id,
+                    "offer_id": shown["offer_id"],
+                    "channel": channel,
+                }
+            )
+        if len(rows) >= BATCH:
+            _write(sa.insert(contacts), rows)
+    _write(sa.insert(contacts), rows)
     with op.batch_alter_table("customers") as batch_op:
         batch_op.drop_column("contact_history")
         batch_op.create_table_comment(OLD_COMMENT, existing_comment=COMMENT)
+
+
+def _write(statement: sa.Executable, rows: list[dict[str, object]]) -> None:
+    """Run ``statement`` for the rows gathered, then empty the list for the next batch."""
+    if rows:
+        op.get_bind().execute(statement, rows)
+        rows.clear()
