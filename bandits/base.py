@@ -24,6 +24,7 @@ import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -282,9 +283,50 @@ class GreedyPolicy(Policy):
             if priorities is None
             else priorities
         )
-        return lambda remaining: greedy_over(
-            values, remaining, self.explore(len(remaining)), epsilon
-        )
+        return GreedySlate(values, self.explore, epsilon)
+
+
+class GreedySlate:
+    """A greedy policy's slate distribution: over the actions still to draw, the best on
+    ``values`` gets ``1 - explore (K - 1)``, every other one ``explore`` (``greedy_over``),
+    mixed with ``epsilon`` uniform exploration.
+
+    Every action but the best has one probability, so ``pick`` finds the action a uniform draw
+    lands on in closed form, as ``draw_slate``'s running sum over the same order would, instead
+    of building the K probabilities and walking them (a decision draws from dozens of offers).
+    """
+
+    __slots__ = ("_epsilon", "_explore", "_values")
+
+    def __init__(
+        self, values: Mapping[str, float], explore: Callable[[int], float], epsilon: float
+    ) -> None:
+        self._values = values
+        self._explore = explore
+        self._epsilon = epsilon
+
+    def __call__(self, remaining: Sequence[str]) -> dict[str, float]:
+        return greedy_over(self._values, remaining, self._explore(len(remaining)), self._epsilon)
+
+    def pick(self, remaining: Sequence[str], uniform: float) -> tuple[str, float]:
+        """The action of ``remaining`` that ``uniform`` in [0, 1) draws, with its probability."""
+        k = len(remaining)
+        keep, spread = 1.0 - self._epsilon, self._epsilon / k
+        explore = self._explore(k)
+        other = keep * explore + spread
+        top = keep * (1.0 - explore * (k - 1)) + spread
+        best = remaining.index(max(remaining, key=self._values.__getitem__))  # first of equals
+        total = top + other * (k - 1)
+        threshold = uniform * total
+        before = other * best  # the mass of the actions ahead of the best
+        if threshold < before:
+            index = int(threshold / other)
+        elif threshold < before + top or other <= 0.0:
+            index = best
+        else:
+            index = best + 1 + int((threshold - before - top) / other)
+        index = min(index, k - 1)  # rounding: the last action, drawable as ``other`` > 0
+        return remaining[index], (top if index == best else other) / total
 
 
 _REGISTRY: dict[str, type[Policy]] = {}
@@ -341,21 +383,35 @@ def draw_slate(
     contextual bandits). At rank 1 it is the policy's own probability. The probability of the
     whole slate is the product of the propensities.
     """
+    pick = (
+        distribution.pick
+        if isinstance(distribution, GreedySlate)
+        else partial(_pick_on_running_sum, distribution)
+    )
     remaining = list(candidates)
     drawn: list[Draw] = []
     for rank in range(1, min(limit, len(remaining)) + 1):
-        probabilities = distribution(remaining)
-        total = sum(probabilities.values())
-        # One uniform draw against the running sum: exact, and faster than numpy for K <= 100.
-        threshold = float(rng.random()) * total
-        running = 0.0
-        for candidate, p in probabilities.items():
-            running += p
-            if threshold < running:
-                action = candidate
-                break
-        else:  # rounding left the threshold at the total: the last action that can be drawn
-            action = next(a for a in reversed(list(probabilities)) if probabilities[a] > 0.0)
-        drawn.append(Draw(action=action, rank=rank, propensity=probabilities[action] / total))
+        action, propensity = pick(remaining, float(rng.random()))
+        drawn.append(Draw(action=action, rank=rank, propensity=propensity))
         remaining.remove(action)
     return drawn
+
+
+def _pick_on_running_sum(
+    distribution: Callable[[Sequence[str]], Mapping[str, float]],
+    remaining: Sequence[str],
+    uniform: float,
+) -> tuple[str, float]:
+    """The action of ``remaining`` that ``uniform`` in [0, 1) draws, with its probability."""
+    probabilities = distribution(remaining)
+    total = sum(probabilities.values())
+    # One uniform draw against the running sum: exact, and faster than numpy for K <= 100.
+    threshold = uniform * total
+    running = 0.0
+    for candidate, p in probabilities.items():
+        running += p
+        if threshold < running:
+            return candidate, p / total
+    # Rounding left the threshold at the total: the last action that can be drawn.
+    action = next(a for a in reversed(list(probabilities)) if probabilities[a] > 0.0)
+    return action, probabilities[action] / total
