@@ -58,7 +58,7 @@ class CustomerFacts:
                 if tolerance is None
                 else risk_number(tolerance, f"{prefix}.risk_tolerance", "C")
             ),
-            products=frozenset(str(p) for p in products),
+            products=frozenset(map(str, products)),
             lifecycle=lifecycle,
         )
 

@@ -211,7 +211,8 @@ class _Dialect:
         if last[0] is value:
             return last[1]
         utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-        text = utc.replace(tzinfo=None).isoformat(" ", "microseconds")  # SQLITE_TIME_FORMAT
+        # SQLITE_TIME_FORMAT: the ISO text less its "+00:00" (no naive copy made for it).
+        text = utc.isoformat(" ", "microseconds")[:26]
         self._last_time = (value, text)
         return text
 
