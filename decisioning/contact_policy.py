@@ -12,6 +12,7 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import orjson
 
@@ -37,20 +38,6 @@ class ContactAllowance:
 
 
 @dataclass(frozen=True, slots=True)
-class ContactWindows:
-    """Since when a decision at ``now`` counts contacts: a day, a week, the offer window."""
-
-    day: datetime
-    week: datetime
-    offer: datetime
-    now: datetime
-
-    @classmethod
-    def at(cls, policy: ContactPolicy, now: datetime) -> ContactWindows:
-        return cls(now - DAY, now - WEEK, now - timedelta(days=policy.offer_window_days), now)
-
-
-@dataclass(frozen=True, slots=True)
 class ContactCounts:
     """A customer's recent contacts as the caps count them (``ContactWindows``), with the
     offers cooling down after a refusal; read under the customer's lock."""
@@ -68,11 +55,13 @@ class ContactCounts:
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+DAY_MICROSECONDS = DAY // MICROSECOND
+WEEK_MICROSECONDS = WEEK // MICROSECOND
 # A worker whose clock runs behind another's counts from a little earlier than the one that
 # pruned: a day's margin keeps what it may still count.
-CHANNEL_HORIZON = (WEEK + DAY) // MICROSECOND
+CHANNEL_HORIZON = WEEK_MICROSECONDS + DAY_MICROSECONDS
 """The longest channel window (a week), in microseconds."""
-OFFER_HORIZON = (timedelta(days=MAX_OFFER_WINDOW_DAYS) + DAY) // MICROSECOND
+OFFER_HORIZON = (MAX_OFFER_WINDOW_DAYS + 1) * DAY_MICROSECONDS
 """The longest offer window any policy may set, in microseconds."""
 
 
@@ -80,6 +69,23 @@ def microseconds(at: datetime) -> int:
     """``at`` (time-zone aware) as microseconds since the Unix epoch, exactly (a float's
     timestamp loses microseconds from the 23rd century on)."""
     return (at - EPOCH) // MICROSECOND
+
+
+class ContactWindows(NamedTuple):
+    """Since when a decision at ``now`` counts contacts, in microseconds since the epoch as a
+    ``ContactHistory`` holds them: a day, a week, the offer window (a named tuple: one is made
+    per decision, and the times are converted once, not once per count)."""
+
+    now: datetime
+    day: int
+    week: int
+    offer: int
+
+    @classmethod
+    def at(cls, policy: ContactPolicy, now: datetime) -> ContactWindows:
+        at = microseconds(now)
+        offer_window = policy.offer_window_days * DAY_MICROSECONDS
+        return cls(now, at - DAY_MICROSECONDS, at - WEEK_MICROSECONDS, at - offer_window)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,19 +119,19 @@ class ContactHistory:
         self, channel: str, windows: ContactWindows, cooling_down: frozenset[str] = frozenset()
     ) -> ContactCounts:
         """The contacts the caps count at ``windows.now`` (a window includes its start)."""
-        week = microseconds(windows.week)
+        week = windows.week
         on_channel = self.channels.get(channel, [])
         total_week = 0
         for times in self.channels.values():
             total_week += len(times) - bisect_left(times, week)
-        since = microseconds(windows.offer)
+        since = windows.offer
         per_offer = {}
         for offer_id, times in self.offers.items():
             count = len(times) - bisect_left(times, since)
             if count:
                 per_offer[offer_id] = count
         return ContactCounts(
-            len(on_channel) - bisect_left(on_channel, microseconds(windows.day)),
+            len(on_channel) - bisect_left(on_channel, windows.day),
             len(on_channel) - bisect_left(on_channel, week),
             total_week,
             per_offer,

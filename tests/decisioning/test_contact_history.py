@@ -52,17 +52,19 @@ policies = st.builds(
 
 
 def counts_of_every_contact(
-    made: list[tuple[datetime, str, str]], channel: str, windows: ContactWindows
+    made: list[tuple[datetime, str, str]], channel: str, policy: ContactPolicy, now: datetime
 ) -> ContactCounts:
-    """The counts straight from the definitions: every contact made, none dropped."""
+    """The counts straight from the definitions: every contact made, none dropped, each window
+    starting a day, a week, the offer window before ``now``."""
+    day, week = now - timedelta(days=1), now - timedelta(days=7)
     per_offer: dict[str, int] = {}
     for at, _, offer_id in made:
-        if windows.offer <= at:
+        if now - timedelta(days=policy.offer_window_days) <= at:
             per_offer[offer_id] = per_offer.get(offer_id, 0) + 1
     return ContactCounts(
-        sum(1 for at, c, _ in made if c == channel and windows.day <= at),
-        sum(1 for at, c, _ in made if c == channel and windows.week <= at),
-        sum(1 for at, _, _ in made if windows.week <= at),
+        sum(1 for at, c, _ in made if c == channel and day <= at),
+        sum(1 for at, c, _ in made if c == channel and week <= at),
+        sum(1 for at, _, _ in made if week <= at),
         per_offer,
     )
 
@@ -89,9 +91,8 @@ def test_a_history_allows_what_every_contact_made_allows(
         assert sum(map(len, history.channels.values())) <= len(CHANNELS) * SMALL_CHANNEL_CAP
         assert all(len(times) <= SMALL_OFFER_CAP for times in history.offers.values())
     windows = ContactWindows.at(policy, at + timedelta(hours=hours_after))
-    expected = allowance(
-        policy, channel, counts_of_every_contact(every, channel, windows), windows.now, wanted
-    )
+    every_count = counts_of_every_contact(every, channel, policy, windows.now)
+    expected = allowance(policy, channel, every_count, windows.now, wanted)
     assert allowance(policy, channel, history.counts(channel, windows), windows.now, wanted) == (
         expected
     )
@@ -111,6 +112,8 @@ def test_counts_are_exact_within_the_bounds_and_windows_include_their_start() ->
         cooling_down=frozenset({"fund"}),
     )
     assert history.counts("push", windows).channel_day == 1  # exactly a day ago: in the window
+    earlier = history.with_contacts("push", ["loan"], START - timedelta(days=1, microseconds=1))
+    assert earlier.counts("push", windows).channel_day == 1  # a microsecond before: outside
 
 
 def test_a_history_drops_what_no_admissible_policy_counts() -> None:
