@@ -107,11 +107,18 @@ def greedy_over(
     one probability, so the mix costs no pass over them."""
     if not actions:
         return {}
-    keep, spread = 1.0 - epsilon, epsilon / len(actions)
     best = max(actions, key=values.__getitem__)  # the first of equals, as ``max`` keeps it
-    probabilities = dict.fromkeys(actions, keep * explore + spread)
-    probabilities[best] = keep * (1.0 - explore * (len(actions) - 1)) + spread
+    other, top = _greedy_split(len(actions), explore, epsilon)
+    probabilities = dict.fromkeys(actions, other)
+    probabilities[best] = top
     return probabilities
+
+
+def _greedy_split(k: int, explore: float, epsilon: float) -> tuple[float, float]:
+    """``(each other action, the best)``: the greedy probabilities among ``k`` actions, mixed
+    with ``epsilon`` uniform exploration."""
+    keep, spread = 1.0 - epsilon, epsilon / k
+    return keep * explore + spread, keep * (1.0 - explore * (k - 1)) + spread
 
 
 def mix_uniform(probabilities: Mapping[str, float], epsilon: float) -> dict[str, float]:
@@ -311,10 +318,7 @@ class GreedySlate:
     def pick(self, remaining: Sequence[str], uniform: float) -> tuple[str, float]:
         """The action of ``remaining`` that ``uniform`` in [0, 1) draws, with its probability."""
         k = len(remaining)
-        keep, spread = 1.0 - self._epsilon, self._epsilon / k
-        explore = self._explore(k)
-        other = keep * explore + spread
-        top = keep * (1.0 - explore * (k - 1)) + spread
+        other, top = _greedy_split(k, self._explore(k), self._epsilon)
         best = remaining.index(max(remaining, key=self._values.__getitem__))  # first of equals
         total = top + other * (k - 1)
         threshold = uniform * total
